@@ -1,0 +1,172 @@
+//! `[algorithm]`: which PPO-family algorithm and its loss hyper-parameters. The math itself lives
+//! in `algorithms/`; this is only its configuration.
+
+use serde::{Deserialize, Serialize};
+
+use super::validate::{Validator, quoted};
+
+crate::choice! {
+    /// The algorithm; it decides the defaults of the keys below.
+    pub enum AlgorithmName {
+        /// PPO with a learned critic and GAE (Schulman et al. 2017).
+        Ppo = "ppo",
+        /// GRPO: group-normalised rewards, no critic (Shao et al. 2024).
+        Grpo = "grpo",
+        /// RLOO: leave-one-out baseline (Ahmadian et al. 2024).
+        Rloo = "rloo",
+        /// REINFORCE++: batch-normalised returns (Hu 2025).
+        ReinforcePp = "reinforce_pp",
+        /// DAPO: GRPO with decoupled clip and token-level loss (Yu et al. 2025).
+        Dapo = "dapo",
+    }
+}
+
+crate::choice! {
+    /// How advantages are estimated.
+    pub enum Advantage {
+        /// Generalised advantage estimation from a critic.
+        Gae = "gae",
+        /// Reward minus the group mean, divided by the group std (GRPO).
+        GroupNorm = "group_norm",
+        /// Reward minus the mean of the other samples of the prompt.
+        Rloo = "rloo",
+        /// Discounted return normalised over the whole batch.
+        ReinforcePp = "reinforce_pp",
+    }
+}
+
+crate::choice! {
+    /// Estimator of KL(policy || reference) per token (Schulman, "Approximating KL divergence").
+    pub enum KlEstimator {
+        /// `log r`.
+        K1 = "k1",
+        /// `(log r)^2 / 2`.
+        K2 = "k2",
+        /// `r - 1 - log r`, unbiased and non-negative.
+        K3 = "k3",
+    }
+}
+
+crate::choice! {
+    /// How per-token losses are reduced to one number.
+    pub enum LossAgg {
+        /// Mean over all valid tokens of the batch.
+        TokenMean = "token_mean",
+        /// Sum over tokens, mean over sequences.
+        SeqMeanTokenSum = "seq_mean_token_sum",
+        /// Mean over tokens, then mean over sequences.
+        SeqMeanTokenMean = "seq_mean_token_mean",
+    }
+}
+
+/// `[algorithm]` section. Keys left out take the defaults of `name` (see [`AlgorithmConfig::resolve`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlgorithmConfig {
+    /// The algorithm.
+    pub name: AlgorithmName,
+    /// Advantage estimator; default: the algorithm's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advantage: Option<Advantage>,
+    /// PPO ratio clip ε: ratios outside `[1-ε, 1+ε]` get no gradient.
+    pub clip_ratio: f64,
+    /// Upper clip ε_high (DAPO "clip-higher"); default: `clip_ratio`, or 0.28 for DAPO.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_ratio_high: Option<f64>,
+    /// Weight of the KL penalty against the reference model; 0 = no reference model.
+    pub kl_coef: f64,
+    /// KL estimator.
+    pub kl_estimator: KlEstimator,
+    /// Weight of the entropy bonus.
+    pub entropy_coef: f64,
+    /// Discount factor.
+    pub gamma: f64,
+    /// GAE λ.
+    pub lam: f64,
+    /// Loss reduction; default: `token_mean`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_agg: Option<LossAgg>,
+    /// Optimisation passes over each batch of experience.
+    pub epochs: u32,
+    /// Critic value clip (PPO only).
+    pub value_clip: f64,
+    /// Divide group-relative advantages by the group std (GRPO; Dr. GRPO turns this off).
+    pub scale_by_std: bool,
+}
+
+impl Default for AlgorithmConfig {
+    fn default() -> Self {
+        Self {
+            name: AlgorithmName::Grpo,
+            advantage: None,
+            clip_ratio: 0.2,
+            clip_ratio_high: None,
+            kl_coef: 0.0,
+            kl_estimator: KlEstimator::K3,
+            entropy_coef: 0.0,
+            gamma: 1.0,
+            lam: 0.95,
+            loss_agg: None,
+            epochs: 1,
+            value_clip: 0.2,
+            scale_by_std: true,
+        }
+    }
+}
+
+impl AlgorithmConfig {
+    /// Fills the keys left out with the defaults of `name`.
+    pub fn resolve(&mut self) {
+        let advantage = match self.name {
+            AlgorithmName::Ppo => Advantage::Gae,
+            AlgorithmName::Grpo | AlgorithmName::Dapo => Advantage::GroupNorm,
+            AlgorithmName::Rloo => Advantage::Rloo,
+            AlgorithmName::ReinforcePp => Advantage::ReinforcePp,
+        };
+        self.advantage.get_or_insert(advantage);
+        let high = if self.name == AlgorithmName::Dapo {
+            0.28
+        } else {
+            self.clip_ratio
+        };
+        self.clip_ratio_high.get_or_insert(high);
+        self.loss_agg.get_or_insert(LossAgg::TokenMean);
+    }
+
+    /// Whether this configuration trains a critic.
+    pub fn needs_critic(&self) -> bool {
+        self.advantage == Some(Advantage::Gae)
+    }
+
+    pub(crate) fn validate(&self, v: &mut Validator, samples_per_prompt: u32) {
+        v.open_range("algorithm.clip_ratio", self.clip_ratio, 0.0, 1.0);
+        if let Some(high) = self.clip_ratio_high {
+            v.open_range("algorithm.clip_ratio_high", high, 0.0, 1.0);
+        }
+        v.non_negative("algorithm.kl_coef", self.kl_coef);
+        v.non_negative("algorithm.entropy_coef", self.entropy_coef);
+        v.closed_range("algorithm.gamma", self.gamma, 0.0, 1.0);
+        v.closed_range("algorithm.lam", self.lam, 0.0, 1.0);
+        v.at_least_one("algorithm.epochs", self.epochs.into());
+        v.positive("algorithm.value_clip", self.value_clip);
+        if let Some(adv) = self.advantage {
+            let grouped = matches!(adv, Advantage::GroupNorm | Advantage::Rloo);
+            let rule = format!(
+                "algorithm.advantage = \"{adv}\" compares samples of the same prompt: set rollout.samples_per_prompt >= 2"
+            );
+            v.require(
+                !grouped || samples_per_prompt >= 2,
+                "rollout.samples_per_prompt",
+                samples_per_prompt,
+                rule,
+            );
+            let rule = "GAE needs a critic, which only algorithm.name = \"ppo\" trains";
+            v.require(
+                adv != Advantage::Gae || self.name == AlgorithmName::Ppo,
+                "algorithm.advantage",
+                quoted(adv.as_str()),
+                rule,
+            );
+        }
+    }
+}

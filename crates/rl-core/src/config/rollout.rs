@@ -1,0 +1,56 @@
+//! `[rollout]`: how many samples each step draws and how they are decoded.
+
+use serde::{Deserialize, Serialize};
+
+use super::validate::Validator;
+
+/// `[rollout]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolloutConfig {
+    /// Prompts drawn from the environment per training step.
+    pub prompts_per_step: u32,
+    /// Completions sampled per prompt (the group size of GRPO/RLOO).
+    pub samples_per_prompt: u32,
+    /// Prompts longer than this many tokens are truncated from the left.
+    pub max_prompt_tokens: u32,
+    /// Generation stops after this many new tokens.
+    pub max_new_tokens: u32,
+    /// Sampling temperature; 0 = greedy.
+    pub temperature: f64,
+    /// Nucleus sampling mass in (0, 1]; 1 = off.
+    pub top_p: f64,
+    /// Keep only the k most likely tokens; 0 = off.
+    pub top_k: u32,
+}
+
+impl Default for RolloutConfig {
+    fn default() -> Self {
+        Self {
+            prompts_per_step: 8,
+            samples_per_prompt: 4,
+            max_prompt_tokens: 256,
+            max_new_tokens: 64,
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+        }
+    }
+}
+
+impl RolloutConfig {
+    /// Samples per training step: `prompts_per_step * samples_per_prompt`.
+    pub fn samples_per_step(&self) -> u64 {
+        u64::from(self.prompts_per_step) * u64::from(self.samples_per_prompt)
+    }
+
+    pub(crate) fn validate(&self, v: &mut Validator) {
+        v.at_least_one("rollout.prompts_per_step", self.prompts_per_step.into());
+        v.at_least_one("rollout.samples_per_prompt", self.samples_per_prompt.into());
+        v.at_least_one("rollout.max_prompt_tokens", self.max_prompt_tokens.into());
+        v.at_least_one("rollout.max_new_tokens", self.max_new_tokens.into());
+        v.closed_range("rollout.temperature", self.temperature, 0.0, 100.0);
+        let ok = self.top_p > 0.0 && self.top_p <= 1.0;
+        v.require(ok, "rollout.top_p", self.top_p, "must be in (0, 1]");
+    }
+}

@@ -1,0 +1,170 @@
+//! Loading configs as a user writes them: defaults, overrides, and every kind of bad input.
+
+use std::path::Path;
+
+use rl_core::{
+    Config, ConfigError,
+    config::{Advantage, AlgorithmName, DeviceSpec},
+};
+
+fn load(text: &str, overrides: &[&str]) -> Result<Config, ConfigError> {
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    Config::from_toml(text, Path::new("test.toml"), &overrides)
+}
+
+fn message(text: &str, overrides: &[&str]) -> String {
+    load(text, overrides)
+        .expect_err("config should be rejected")
+        .to_string()
+}
+
+#[test]
+fn an_empty_file_is_a_valid_config_with_resolved_defaults() {
+    let config = load("", &[]).unwrap();
+    assert_eq!(config.algorithm.name, AlgorithmName::Grpo);
+    assert_eq!(config.algorithm.advantage, Some(Advantage::GroupNorm));
+    assert_eq!(config.algorithm.clip_ratio_high, Some(0.2));
+}
+
+#[test]
+fn algorithm_defaults_follow_the_algorithm_but_explicit_keys_win() {
+    let ppo = load("[algorithm]\nname = \"ppo\"", &[]).unwrap();
+    assert_eq!(ppo.algorithm.advantage, Some(Advantage::Gae));
+    assert!(ppo.algorithm.needs_critic());
+    let dapo = load("[algorithm]\nname = \"dapo\"", &[]).unwrap();
+    assert_eq!(dapo.algorithm.clip_ratio_high, Some(0.28));
+    let rloo = load("[algorithm]\nname = \"grpo\"\nadvantage = \"rloo\"", &[]).unwrap();
+    assert_eq!(rloo.algorithm.advantage, Some(Advantage::Rloo));
+}
+
+#[test]
+fn overrides_apply_in_order_and_parse_toml_values() {
+    let config = load(
+        "[learner]\nlr = 1e-5",
+        &[
+            "learner.lr=3e-6",
+            "placement.learner_device=cuda:1",
+            "model.path=some/dir",
+            "learner.lr=2e-6",
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.learner.lr, 2e-6);
+    assert_eq!(config.placement.learner_device, DeviceSpec::Cuda(Some(1)));
+    assert_eq!(config.model.path, "some/dir");
+}
+
+#[test]
+fn out_of_range_values_name_key_value_and_rule() {
+    let msg = message("", &["algorithm.clip_ratio=-1"]);
+    assert!(
+        msg.contains("algorithm.clip_ratio = -1: must be in (0, 1)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn all_violations_are_reported_at_once() {
+    let msg = message("[learner]\nlr = 0\n[rollout]\ntop_p = 1.5", &[]);
+    assert!(msg.contains("learner.lr = 0: must be in (0, 1)"), "{msg}");
+    assert!(
+        msg.contains("rollout.top_p = 1.5: must be in (0, 1]"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn cross_key_rules_say_which_key_to_change() {
+    let msg = message("[rollout]\nsamples_per_prompt = 1", &[]);
+    assert!(msg.contains("rollout.samples_per_prompt = 1"), "{msg}");
+    assert!(msg.contains("set rollout.samples_per_prompt >= 2"), "{msg}");
+    let msg = message("[learner]\nmini_batch_size = 12", &[]);
+    assert!(
+        msg.contains("must divide the 32 samples of a step"),
+        "{msg}"
+    );
+    let msg = message("[algorithm]\nadvantage = \"gae\"", &[]);
+    assert!(
+        msg.contains("only algorithm.name = \"ppo\" trains"),
+        "{msg}"
+    );
+    let msg = message("[env]\nname = \"jsonl\"", &[]);
+    assert!(msg.contains("env.path"), "{msg}");
+}
+
+#[test]
+fn toml_syntax_errors_carry_line_and_column() {
+    let msg = message("[run]\nseed = 1\nsteps = = 3\n", &[]);
+    assert!(msg.contains("line 3, column"), "{msg}");
+    assert!(msg.contains("test.toml"), "{msg}");
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_the_allowed_ones() {
+    let msg = message("[algorithm]\nclip_ration = 0.2\n", &[]);
+    assert!(msg.contains("line 2"), "{msg}");
+    assert!(msg.contains("unknown field `clip_ration`"), "{msg}");
+    assert!(msg.contains("clip_ratio"), "{msg}");
+    let msg = message("[algo]\n", &[]);
+    assert!(msg.contains("unknown field `algo`"), "{msg}");
+}
+
+#[test]
+fn wrong_types_and_unknown_choices_are_rejected() {
+    let msg = message("[learner]\nlr = \"fast\"\n", &[]);
+    assert!(
+        msg.contains("line 2") && msg.contains("expected f64"),
+        "{msg}"
+    );
+    let msg = message("[algorithm]\nname = \"ppo2\"\n", &[]);
+    assert!(
+        msg.contains("unknown variant `ppo2`") && msg.contains("grpo"),
+        "{msg}"
+    );
+    let msg = message("[placement]\nlearner_device = \"gpu\"\n", &[]);
+    assert!(msg.contains("cuda:N"), "{msg}");
+}
+
+#[test]
+fn bad_overrides_name_the_argument() {
+    let msg = message("", &["learner.lr"]);
+    assert!(
+        msg.contains("--set learner.lr: expected key=value"),
+        "{msg}"
+    );
+    let msg = message("", &["learner.lrr=1"]);
+    assert!(
+        msg.contains("--set learner.lrr=1") && msg.contains("unknown field `lrr`"),
+        "{msg}"
+    );
+    let msg = message("[learner]\nlr = 1e-6", &["learner.lr.x=1"]);
+    assert!(
+        msg.contains("`learner.lr` is a value, not a section"),
+        "{msg}"
+    );
+    let msg = message("", &["learner.lr.x=1"]);
+    assert!(
+        msg.contains("expected f64") && msg.contains("learner.lr"),
+        "{msg}"
+    );
+    let msg = message("", &["learner.lr=abc"]);
+    assert!(msg.contains("--set learner.lr=abc"), "{msg}");
+}
+
+#[test]
+fn the_resolved_config_round_trips_through_toml() {
+    let config = load("[algorithm]\nname = \"ppo\"", &["learner.lr=2e-6"]).unwrap();
+    let again = load(&config.to_toml(), &[]).unwrap();
+    assert_eq!(config, again);
+}
+
+#[test]
+fn a_missing_file_says_so() {
+    let err = Config::load(Path::new("/nonexistent/ppo.toml"), &[]).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("cannot read config file /nonexistent/ppo.toml"),
+        "{msg}"
+    );
+    assert!(matches!(err, ConfigError::Read { .. }));
+}
