@@ -1,0 +1,29 @@
+# The project's entry points. Each target is idempotent and sets up what it needs: the first run
+# creates the libtorch venv (scripts/torch-env.sh) and builds; later runs reuse both.
+
+CONFIG ?= configs/grpo-arithmetic.toml
+ARGS ?=
+TORCH := scripts/with-torch.sh
+
+.PHONY: train test lint build doctor clean-runs
+
+## train: run `rl train $(CONFIG) $(ARGS)` (the default run) with a release build
+train: build
+	$(TORCH) target/release/rl train $(CONFIG) $(ARGS)
+
+## test: build and run the whole test suite (unit, integration, end-to-end, TensorBoard read-back)
+test:
+	$(TORCH) cargo test --workspace --all-targets
+
+## lint: formatting and clippy, warnings as errors
+lint:
+	cargo fmt --all -- --check
+	$(TORCH) cargo clippy --workspace --all-targets -- -D warnings
+
+## build: release build of `rl` (target/release/rl)
+build:
+	$(TORCH) cargo build --release -p rl-cli
+
+## doctor: what libtorch and devices `rl` sees here
+doctor: build
+	$(TORCH) target/release/rl doctor

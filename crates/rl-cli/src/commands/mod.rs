@@ -1,0 +1,5 @@
+//! One file per subcommand; each is a thin layer over the library crates.
+
+pub mod doctor;
+pub mod planned;
+pub mod train;

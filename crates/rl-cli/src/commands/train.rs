@@ -1,0 +1,112 @@
+//! `rl train CONFIG`: load and validate the config, place the roles on devices, open the run
+//! directory and its metric sinks. The training stages (sample → score → prepare → update → sync)
+//! plug in here as they land; until then the run stops, truthfully, after setup.
+
+use std::{
+    path::PathBuf,
+    time::{Instant, SystemTime},
+};
+
+use anyhow::Context;
+use rl_core::Config;
+use rl_model::{probe::device_name, resolve_device, resolve_kind};
+use rl_runtime::{
+    Metrics, RunDir, RunDirError, StepMetrics,
+    run_dir::{default_run_name, unused_path},
+};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::{cli::TrainArgs, console::Console};
+
+/// Runs `rl train`.
+pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut config = Config::load(&args.config, &args.overrides)?;
+    let path = run_path(&args, &config)?;
+    if config.run.name.is_empty() {
+        config.run.name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+    }
+
+    // Devices before the run directory: a config this machine cannot run leaves nothing behind.
+    let p = &config.placement;
+    let rollout_device = resolve_device(p.rollout_device, "placement.rollout_device")?;
+    let learner_device = resolve_device(p.learner_device, "placement.learner_device")?;
+    let kind = resolve_kind(config.model.dtype, rollout_device);
+
+    let dir = RunDir::open(&path, args.resume)?;
+    let toml = config.to_toml();
+    if let Some(kept) = dir.write_config(&toml)? {
+        warn!(
+            "the config differs from the one this run used before; that one is kept as {}",
+            kept.display()
+        );
+    }
+    let mut metrics = Metrics::open(dir.path(), config.logging.tensorboard, config.logging.jsonl)
+        .with_context(|| {
+        format!("cannot create the metric files in {}", dir.path().display())
+    })?;
+    let config_text = toml
+        .lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let setup = StepMetrics::default()
+        .text("config", config_text)
+        .scalar("time/setup_s", started.elapsed().as_secs_f64());
+    metrics.write(0, &setup)?;
+    metrics.flush()?;
+
+    info!(run_dir = %dir.path().display(), "run directory ready (config.toml, TensorBoard events, metrics.jsonl)");
+    info!(
+        algorithm = %config.algorithm.name,
+        model = %config.model.path,
+        rollout_device = %device_name(rollout_device),
+        learner_device = %device_name(learner_device),
+        dtype = ?kind,
+        steps = config.run.steps,
+        "placement resolved"
+    );
+    let status = "setup complete; the training stages (model, rollouts, rewards, updates) are not \
+                  implemented yet and arrive with issue #3 onwards, so the run stops here";
+    warn!("{status}");
+    if console.json {
+        let summary = json!({
+            "run_dir": dir.path(),
+            "status": "setup_complete",
+            "steps_done": 0,
+            "rollout_device": device_name(rollout_device),
+            "learner_device": device_name(learner_device),
+            "config": config,
+        });
+        println!("{summary}");
+    } else if !console.quiet {
+        println!("run directory: {}", dir.path().display());
+        println!(
+            "watch it with: tensorboard --logdir {}",
+            config.run.runs_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The run directory: `--run-dir`, else `<runs_dir>/<run.name>`, else a fresh timestamped name.
+fn run_path(args: &TrainArgs, config: &Config) -> anyhow::Result<PathBuf> {
+    let run = &config.run;
+    Ok(match (&args.run_dir, run.name.is_empty()) {
+        (Some(dir), _) => dir.clone(),
+        (None, false) => run.runs_dir.join(&run.name),
+        (None, true) if args.resume => return Err(RunDirError::ResumeWhich.into()),
+        (None, true) => {
+            let stem = args
+                .config
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned());
+            let name = default_run_name(stem.as_deref().unwrap_or("run"), SystemTime::now());
+            unused_path(&run.runs_dir, &name)
+        }
+    })
+}

@@ -1,0 +1,65 @@
+//! The `rl` binary: parses the command line, sets up the console, runs the subcommand, and turns
+//! any error into one readable paragraph and a non-zero exit code (2: bad input, 1: failure).
+
+mod cli;
+mod commands;
+mod console;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use commands::planned::refuse;
+use console::Console;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let console = Console {
+        quiet: cli.quiet,
+        json: cli.json,
+    };
+    console.init(cli.verbose);
+    let result = match cli.command {
+        Command::Train(args) => commands::train::run(args, console),
+        Command::Doctor => commands::doctor::run(console),
+        Command::Generate(_) => refuse(
+            "generate",
+            "the generation engine (rl-rollout), after issue #3",
+        ),
+        Command::Logprobs(_) => refuse("logprobs", "the policy model, issue #3"),
+        Command::Convert(_) => refuse(
+            "convert",
+            "the policy model's loaders and HF export, issue #3",
+        ),
+        Command::Eval(_) => refuse("eval", "the training loop, after issue #3"),
+        Command::RewardServer(_) => {
+            refuse("reward-server", "the gRPC runtime (rl-proto, rl-reward)")
+        }
+        Command::RolloutWorker(_) => {
+            refuse("rollout-worker", "the gRPC runtime (rl-proto, rl-rollout)")
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let message = format!("{err:#}");
+            if console.json {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({ "level": "ERROR", "error": message })
+                );
+            } else {
+                eprintln!("error: {message}");
+            }
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+/// 2 when the user's input (config, arguments) is at fault, 1 otherwise.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    let bad_input = err.downcast_ref::<rl_core::ConfigError>().is_some()
+        || err.downcast_ref::<rl_runtime::RunDirError>().is_some()
+        || err.downcast_ref::<rl_model::DeviceError>().is_some();
+    if bad_input { 2 } else { 1 }
+}

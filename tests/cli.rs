@@ -1,0 +1,385 @@
+//! The `rl` binary as a user runs it: the default training config end to end, and one clear,
+//! non-zero, panic-free error for every kind of bad input.
+
+mod common;
+
+use std::path::Path;
+
+use common::{read_events, repo, rl, stderr, stdout};
+
+/// Asserts `rl args` fails with exit code `code` and a message containing every `needle`.
+fn fails(cwd: &Path, args: &[&str], code: i32, needles: &[&str]) -> String {
+    let out = rl(cwd, args);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "rl {args:?} should exit {code}; stderr:\n{err}"
+    );
+    for needle in needles {
+        assert!(
+            err.contains(needle),
+            "rl {args:?}: stderr lacks {needle:?}:\n{err}"
+        );
+    }
+    assert!(
+        !err.contains("panicked") && !err.contains("stack backtrace"),
+        "rl {args:?} panicked:\n{err}"
+    );
+    err
+}
+
+fn default_config() -> String {
+    repo()
+        .join("configs/grpo-arithmetic.toml")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn train_on_the_default_config_fills_a_run_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = rl(
+        tmp.path(),
+        &["train", &default_config(), "--set", "run.seed=7"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let runs: Vec<_> = std::fs::read_dir(tmp.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    let name = run.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("grpo-arithmetic-20"), "{name}");
+
+    // The resolved config: overrides applied, algorithm defaults filled, loadable again.
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        saved.contains("seed = 7") && saved.contains("advantage = \"group_norm\""),
+        "{saved}"
+    );
+    assert!(saved.contains(&format!("name = \"{name}\"")), "{saved}");
+    let again = rl(
+        tmp.path(),
+        &[
+            "train",
+            &run.join("config.toml").display().to_string(),
+            "--run-dir",
+            "other",
+        ],
+    );
+    assert!(
+        again.status.success(),
+        "the saved config must load: {}",
+        stderr(&again)
+    );
+
+    let events = read_events(run);
+    let config_text = events["texts"]["config"][0][1].as_str().unwrap();
+    assert!(config_text.contains("[algorithm]"), "{config_text}");
+    assert!(events["scalars"]["time/setup_s"][0][1].as_f64().unwrap() >= 0.0);
+    let jsonl = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert!(jsonl.contains("\"time/setup_s\""), "{jsonl}");
+    // Honest about how far it got.
+    assert!(
+        stderr(&out).contains("not implemented yet"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn json_mode_prints_a_machine_readable_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = rl(
+        tmp.path(),
+        &["--json", "train", &default_config(), "--run-dir", "r"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout(&out).trim()).expect("stdout is one JSON object");
+    assert_eq!(summary["run_dir"], "r");
+    assert_eq!(summary["status"], "setup_complete");
+    assert_eq!(summary["config"]["algorithm"]["name"], "grpo");
+    for line in stderr(&out).lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
+    }
+}
+
+#[test]
+fn quiet_mode_prints_nothing_on_success() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = rl(
+        tmp.path(),
+        &["--quiet", "train", &default_config(), "--run-dir", "r"],
+    );
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "");
+    assert!(!stderr(&out).contains("INFO"), "{}", stderr(&out));
+}
+
+#[test]
+fn resume_continues_a_run_and_a_new_run_never_overwrites_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = default_config();
+    assert!(
+        rl(tmp.path(), &["train", &cfg, "--run-dir", "r"])
+            .status
+            .success()
+    );
+    fails(
+        tmp.path(),
+        &["train", &cfg, "--run-dir", "r"],
+        2,
+        &["not empty", "--resume"],
+    );
+    let resumed = rl(
+        tmp.path(),
+        &[
+            "train",
+            &cfg,
+            "--run-dir",
+            "r",
+            "--resume",
+            "--set",
+            "run.steps=40",
+        ],
+    );
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(stderr(&resumed).contains("kept as"), "{}", stderr(&resumed));
+    let kept = std::fs::read_to_string(tmp.path().join("r/config.1.toml")).unwrap();
+    assert!(
+        kept.contains("steps = 20"),
+        "the first config is kept: {kept}"
+    );
+    let events = read_events(&tmp.path().join("r"));
+    assert_eq!(
+        events["texts"]["config"].as_array().unwrap().len(),
+        2,
+        "both sessions logged"
+    );
+    fails(
+        tmp.path(),
+        &["train", &cfg, "--resume"],
+        2,
+        &["--resume needs to know which run"],
+    );
+    fails(
+        tmp.path(),
+        &["train", &cfg, "--run-dir", "none", "--resume"],
+        2,
+        &["nothing to resume"],
+    );
+}
+
+#[test]
+fn bad_config_files_get_one_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        std::fs::write(tmp.path().join(name), text).unwrap();
+        name.to_owned()
+    };
+    fails(
+        tmp.path(),
+        &["train", "missing.toml"],
+        2,
+        &["cannot read config file missing.toml", "configs/"],
+    );
+    let syntax = write("syntax.toml", "[rollout]\nmax_new_tokens = \n");
+    fails(
+        tmp.path(),
+        &["train", &syntax],
+        2,
+        &["syntax.toml is not valid", "line 2, column"],
+    );
+    let unknown = write("unknown.toml", "[learner]\nlearning_rate = 1e-6\n");
+    fails(
+        tmp.path(),
+        &["train", &unknown],
+        2,
+        &["unknown field `learning_rate`", "line 2", "lr"],
+    );
+    let wrong = write("wrong.toml", "[rollout]\nmax_new_tokens = \"many\"\n");
+    fails(
+        tmp.path(),
+        &["train", &wrong],
+        2,
+        &["line 2", "expected u32"],
+    );
+    let range = write("range.toml", "[algorithm]\nclip_ratio = -1\n");
+    fails(
+        tmp.path(),
+        &["train", &range],
+        2,
+        &["algorithm.clip_ratio = -1: must be in (0, 1)"],
+    );
+    fails(
+        tmp.path(),
+        &["train", &default_config(), "--set", "learner.lr=2"],
+        2,
+        &["learner.lr = 2: must be in (0, 1)"],
+    );
+    fails(
+        tmp.path(),
+        &["train", &default_config(), "--set", "nope"],
+        2,
+        &["--set nope: expected key=value"],
+    );
+    assert!(
+        !tmp.path().join("runs").exists(),
+        "failed runs leave no run directory behind"
+    );
+}
+
+#[test]
+fn an_unwritable_run_directory_is_named_with_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("file"), "").unwrap();
+    fails(
+        tmp.path(),
+        &["train", &default_config(), "--run-dir", "file/run"],
+        2,
+        &["cannot create run directory file/run", "--run-dir"],
+    );
+}
+
+#[test]
+fn a_device_this_machine_lacks_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = rl(
+        tmp.path(),
+        &[
+            "train",
+            &default_config(),
+            "--run-dir",
+            "r",
+            "--set",
+            "placement.learner_device=cuda:7",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("placement.learner_device = \"cuda:7\""),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!tmp.path().join("r").exists());
+}
+
+#[test]
+fn subcommands_that_are_not_built_yet_say_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = default_config();
+    let cases: [&[&str]; 6] = [
+        &["generate", "--model", "m", "--prompt", "hi"],
+        &["logprobs", "--model", "m", "--text", "hi"],
+        &["convert", "a.gguf", "out"],
+        &["eval", &cfg],
+        &["reward-server", &cfg],
+        &["rollout-worker", &cfg],
+    ];
+    for args in cases {
+        fails(
+            tmp.path(),
+            args,
+            1,
+            &["is not available yet", "Nothing was run"],
+        );
+    }
+}
+
+#[test]
+fn doctor_reports_libtorch_and_passes_its_checks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = rl(tmp.path(), &["--json", "doctor"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["libtorch"]["version"]
+            .as_str()
+            .unwrap()
+            .split('+')
+            .next(),
+        Some("2.11.0")
+    );
+    let checks = report["checks"].as_array().unwrap();
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["device"] == "cpu" && c["name"] == "bf16 matmul" && c["ok"] == true)
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["name"].as_str().unwrap().starts_with("SDPA"))
+    );
+}
+
+#[test]
+fn every_subcommand_and_config_key_is_documented_in_the_readme() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for sub in [
+        "train",
+        "generate",
+        "logprobs",
+        "convert",
+        "eval",
+        "reward-server",
+        "rollout-worker",
+        "doctor",
+    ] {
+        assert!(
+            readme.contains(&format!("rl {sub}")),
+            "README lacks `rl {sub}`"
+        );
+        assert!(
+            rl(tmp.path(), &[sub, "--help"]).status.success(),
+            "rl {sub} --help"
+        );
+    }
+    let reference = std::fs::read_to_string(repo().join("configs/reference.toml")).unwrap();
+    let mut config = rl_core::Config::default();
+    config.resolve();
+    // Fill the optional keys too, so they are listed.
+    config.env.path = Some("x".into());
+    config.env.system_prompt = Some("x".into());
+    config.reward.model = Some("x".into());
+    config.reward.url = Some("x".into());
+    config.reward.clip = Some(1.0);
+    config.placement.rendezvous = Some("x".into());
+    config.placement.reward_server = Some("x".into());
+    let table: toml::Table = toml::from_str(&config.to_toml()).unwrap();
+    for (section, keys) in &table {
+        for key in keys.as_table().unwrap().keys() {
+            let dotted = format!("{section}.{key}");
+            assert!(
+                readme.contains(&format!("`{dotted}`")),
+                "README lacks `{dotted}`"
+            );
+            assert!(
+                reference.contains(&format!("{key} =")),
+                "configs/reference.toml lacks {dotted}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_reference_config_holds_exactly_the_defaults() {
+    let path = repo().join("configs/reference.toml");
+    let reference = rl_core::Config::load(&path, &[]).unwrap();
+    let mut defaults = rl_core::Config::default();
+    defaults.resolve();
+    assert_eq!(reference, defaults);
+}
+
+#[test]
+fn every_shipped_config_is_valid() {
+    for entry in std::fs::read_dir(repo().join("configs")).unwrap() {
+        let path = entry.unwrap().path();
+        rl_core::Config::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+}

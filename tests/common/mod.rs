@@ -1,0 +1,72 @@
+//! Helpers shared by the end-to-end tests: the `rl` binary, the project's Python venv, fixtures.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+/// Repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// The project's Python (the torch venv made by `scripts/torch-env.sh`; `make test` exports
+/// `RL_TORCH_VENV`). Tests that compare against Python references need it and fail without it.
+pub fn python() -> PathBuf {
+    let venv = std::env::var_os("RL_TORCH_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            home.join(".cache/rl/torch-2.11.0/venv")
+        });
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "no Python venv at {}: run the tests with `make test`, which creates it",
+        venv.display()
+    );
+    python
+}
+
+/// Runs `rl` with `args` in `cwd`.
+pub fn rl(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rl"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .env("RUST_BACKTRACE", "1") // a panic would print a backtrace; tests assert there is none
+        .output()
+        .expect("run rl")
+}
+
+/// stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// stdout as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Reads a TensorBoard log directory with TensorBoard's own `EventAccumulator`.
+pub fn read_events(logdir: &Path) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg(repo().join("tests/support/read_events.py"))
+        .arg(logdir)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "EventAccumulator failed: {}",
+        stderr(&out)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from read_events.py")
+}
