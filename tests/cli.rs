@@ -383,3 +383,24 @@ fn every_shipped_config_is_valid() {
         rl_core::Config::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 }
+
+#[test]
+fn a_torch_venv_that_cannot_be_made_is_explained() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(repo().join("scripts/with-torch.sh"))
+        .arg("true")
+        .env("RL_CACHE", tmp.path())
+        .env("RL_PYTHON", "/nonexistent/python3")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("'/nonexistent/python3' not found") && err.contains("RL_PYTHON"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the libtorch venv could not be created") && err.contains("RL_CACHE"),
+        "{err}"
+    );
+}

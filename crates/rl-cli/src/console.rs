@@ -1,6 +1,8 @@
 //! Console output: `tracing` logs (human or JSON lines, on stderr) and progress bars that hide
 //! themselves under `--quiet`, `--json` or when stderr is not a terminal.
 
+use std::io::IsTerminal;
+
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing_subscriber::EnvFilter;
 
@@ -25,7 +27,8 @@ impl Console {
         let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr);
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal());
         if self.json {
             builder.json().flatten_event(true).init();
         } else {

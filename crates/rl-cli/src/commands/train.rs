@@ -3,7 +3,7 @@
 //! plug in here as they land; until then the run stops, truthfully, after setup.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::{Instant, SystemTime},
 };
 
@@ -85,10 +85,12 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
         println!("{summary}");
     } else if !console.quiet {
         println!("run directory: {}", dir.path().display());
-        println!(
-            "watch it with: tensorboard --logdir {}",
-            config.run.runs_dir.display()
-        );
+        let logdir = dir
+            .path()
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        println!("watch it with: tensorboard --logdir {}", logdir.display());
     }
     Ok(())
 }
