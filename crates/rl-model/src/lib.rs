@@ -1,9 +1,27 @@
-//! Policy models of `rl` on libtorch (tch). This crate will hold the transformer architectures,
-//! checkpoint loading and export; today it resolves devices and precisions and probes what the
-//! local libtorch and accelerators can do (`rl doctor`).
+//! Policy models of `rl` on libtorch (tch): transformer LMs (one file per architecture under
+//! `arch/`), HF checkpoint loading, chunked per-token log-probs, device and precision resolution,
+//! and the probes behind `rl doctor`.
 
+pub mod arch;
 pub mod cuda_driver;
 pub mod device;
+mod error;
+pub mod hf;
+pub mod logprobs;
+pub mod mask;
 pub mod probe;
+pub mod rope;
 
 pub use device::{DeviceError, resolve_device, resolve_kind};
+pub use error::ModelError;
+pub use logprobs::{TokenStats, token_logprobs};
+
+/// A causal language model: hidden states for a padded batch, and the output projection.
+/// Implemented by every architecture; the learner, rollout workers and reference model use only this.
+pub trait CausalLm: Send {
+    /// Final (normed) hidden states `[b, t, hidden]` for `input_ids` `[b, t]` (i64) and
+    /// `attention_mask` `[b, t]` (1 = token, 0 = pad; left or right padding).
+    fn hidden_states(&self, input_ids: &tch::Tensor, attention_mask: &tch::Tensor) -> tch::Tensor;
+    /// Output projection `[vocab, hidden]` (the embedding matrix when tied).
+    fn lm_head(&self) -> &tch::Tensor;
+}

@@ -1,0 +1,69 @@
+//! Errors of loading and running models: each names the file or tensor at fault and the fix.
+
+use std::path::PathBuf;
+
+/// Why a model could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// `config.json` is malformed or lacks a field.
+    #[error("model config {} is not valid: {message}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The architecture is not one we implement.
+    #[error("model type {model_type:?} is not supported; supported: {}", crate::arch::SUPPORTED.join(", "))]
+    Unsupported {
+        /// `model_type` from the config.
+        model_type: String,
+    },
+    /// The path is neither a model directory nor a model file.
+    #[error("{} is not a model: expected an HF directory (config.json + *.safetensors) or a .gguf file", path.display())]
+    NotAModel {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A weights file is malformed.
+    #[error("weights file {} is not valid safetensors: {message}", path.display())]
+    Weights {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A tensor the architecture needs is not in the checkpoint.
+    #[error("checkpoint {} has no tensor {name:?}; is it a {arch} checkpoint?", path.display())]
+    MissingTensor {
+        /// Tensor name.
+        name: String,
+        /// Where it was looked for.
+        path: PathBuf,
+        /// The architecture expecting it.
+        arch: String,
+    },
+    /// A tensor has another shape than the config implies.
+    #[error("tensor {name:?} in {} has shape {found:?}, but config.json implies {expected:?}", path.display())]
+    Shape {
+        /// Tensor name.
+        name: String,
+        /// Where it is.
+        path: PathBuf,
+        /// Shape from the config.
+        expected: Vec<i64>,
+        /// Shape in the file.
+        found: Vec<i64>,
+    },
+    /// libtorch raised an error.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}

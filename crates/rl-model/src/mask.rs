@@ -1,0 +1,23 @@
+//! Attention masks and position ids for padded batches (left or right padding alike).
+
+use tch::{Kind, Tensor};
+
+/// Position of each token among the real tokens of its row: `[b, t]` mask → `[b, t]` i64,
+/// 0 at the first real token; pads get 0.
+pub fn positions(attention_mask: &Tensor) -> Tensor {
+    (attention_mask.to_kind(Kind::Int64).cumsum(-1, Kind::Int64) - 1).clamp_min(0)
+}
+
+/// `[b, t]` padding mask (1 = token) → `[b, 1, t, t]` bool, true where query `i` may attend key
+/// `j`: `j <= i` and `j` is a token. Every query also sees itself, so pad rows stay finite (their
+/// outputs are meaningless and must be masked by the caller).
+pub fn causal_padding_mask(attention_mask: &Tensor) -> Tensor {
+    let t = attention_mask.size()[1];
+    let device = attention_mask.device();
+    let causal = Tensor::ones([t, t], (Kind::Bool, device)).tril(0);
+    let keys = attention_mask.to_kind(Kind::Bool).unsqueeze(1); // [b, 1, t]
+    let diag = Tensor::eye(t, (Kind::Bool, device));
+    (causal.unsqueeze(0).logical_and(&keys))
+        .logical_or(&diag.unsqueeze(0))
+        .unsqueeze(1)
+}

@@ -1,0 +1,103 @@
+//! Broken model directories get errors that name the file or tensor at fault.
+
+#![allow(clippy::unwrap_used)] // test helpers may panic: that is a test failure
+
+use std::path::Path;
+
+use rl_model::{ModelError, hf};
+use tch::{Device, Kind, Tensor};
+
+fn tiny_copy() -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/tiny-llama");
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(src.join(file), dir.path().join(file)).unwrap();
+    }
+    dir
+}
+
+fn load_err(dir: &Path) -> String {
+    match hf::load_dir(dir, Device::Cpu, Kind::Float) {
+        Ok(_) => panic!("{} should not load", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("config.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut json);
+    std::fs::write(path, json.to_string()).unwrap();
+}
+
+#[test]
+fn a_directory_without_config_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let msg = load_err(dir.path());
+    assert!(
+        msg.contains("cannot read") && msg.contains("config.json"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn an_unsupported_architecture_lists_the_supported_ones() {
+    let dir = tiny_copy();
+    edit_config(dir.path(), |c| c["model_type"] = "mamba".into());
+    let msg = load_err(dir.path());
+    assert!(
+        msg.contains("\"mamba\" is not supported") && msg.contains("llama, mistral, qwen2"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn inconsistent_heads_are_explained() {
+    let dir = tiny_copy();
+    edit_config(dir.path(), |c| c["num_key_value_heads"] = 3.into());
+    let msg = load_err(dir.path());
+    assert!(
+        msg.contains(
+            "num_attention_heads = 4 must be a positive multiple of num_key_value_heads = 3"
+        ),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_shape_mismatch_names_the_tensor_and_both_shapes() {
+    let dir = tiny_copy();
+    edit_config(dir.path(), |c| c["intermediate_size"] = 80.into());
+    let msg = load_err(dir.path());
+    assert!(
+        msg.contains("layers.0.mlp.down_proj.weight")
+            && msg.contains("[64, 96]")
+            && msg.contains("[64, 80]"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_missing_tensor_is_named() {
+    let dir = tiny_copy();
+    let path = dir.path().join("model.safetensors");
+    let tensors: Vec<(String, Tensor)> = Tensor::read_safetensors(&path)
+        .unwrap()
+        .into_iter()
+        .filter(|(n, _)| n != "model.norm.weight")
+        .collect();
+    Tensor::write_safetensors(&tensors, &path).unwrap();
+    let msg = load_err(dir.path());
+    assert!(msg.contains("no tensor \"model.norm.weight\""), "{msg}");
+}
+
+#[test]
+fn a_corrupt_weights_file_is_named() {
+    let dir = tiny_copy();
+    std::fs::write(dir.path().join("model.safetensors"), b"not safetensors").unwrap();
+    let err = hf::load_dir(dir.path(), Device::Cpu, Kind::Float)
+        .err()
+        .unwrap();
+    assert!(matches!(err, ModelError::Weights { .. }), "{err}");
+}

@@ -1,0 +1,89 @@
+//! Per-token log-probs and entropies of tiny random checkpoints against transformers' values
+//! (stored by scripts/parity/make_tiny_models.py; f32, CPU).
+
+#![allow(clippy::unwrap_used)] // test helpers may panic: that is a test failure
+
+use std::path::{Path, PathBuf};
+
+use rl_model::{hf, token_logprobs};
+use tch::{Device, Kind, Tensor};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models")
+        .join(name)
+}
+
+fn matrix(json: &serde_json::Value, key: &str) -> Vec<Vec<f64>> {
+    json[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+fn tensor(rows: &[Vec<f64>], kind: Kind) -> Tensor {
+    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
+    Tensor::from_slice(&flat)
+        .reshape([rows.len() as i64, -1])
+        .to_kind(kind)
+}
+
+/// Largest |ours - transformers| over the positions transformers marks valid.
+fn check(name: &str, chunk: i64) {
+    let dir = fixture(name);
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let loaded = hf::load_dir(&dir, Device::Cpu, Kind::Float).unwrap();
+    let ids = tensor(&matrix(&reference, "input_ids"), Kind::Int64);
+    let mask = tensor(&matrix(&reference, "attention_mask"), Kind::Int64);
+    let stats = tch::no_grad(|| token_logprobs(loaded.model.as_ref(), &ids, &mask, true, chunk));
+    let valid = tensor(&matrix(&reference, "valid"), Kind::Bool);
+    assert!(
+        stats.mask.equal(&valid),
+        "{name}: our validity mask differs from transformers'"
+    );
+    for (key, ours) in [
+        ("logprobs", &stats.logprobs),
+        ("entropy", stats.entropy.as_ref().unwrap()),
+    ] {
+        let theirs = tensor(&matrix(&reference, key), Kind::Float);
+        let err = (ours - &theirs).abs().max().double_value(&[]);
+        assert!(
+            err < 1e-4,
+            "{name}: {key} differ from transformers by up to {err:e}"
+        );
+        assert!(
+            theirs.abs().sum(Kind::Float).double_value(&[]) > 1.0,
+            "{name}: reference {key} is degenerate"
+        );
+    }
+}
+
+#[test]
+fn tiny_llama_matches_transformers() {
+    check("tiny-llama", 4096);
+}
+
+#[test]
+fn tiny_llama_with_llama3_rope_and_tied_head_matches_transformers() {
+    check("tiny-llama3-rope", 4096);
+}
+
+#[test]
+fn tiny_qwen2_matches_transformers() {
+    check("tiny-qwen2", 4096);
+}
+
+#[test]
+fn chunking_does_not_change_the_result() {
+    check("tiny-llama", 7); // chunks that do not divide the 117 scored tokens
+}

@@ -1,0 +1,103 @@
+"""Creates the tiny random checkpoints the rl-model tests load, and the reference per-token
+log-probs and entropies transformers computes for them (f32, CPU).
+
+Run on purpose when the fixtures need to change (CI runs the Rust side against what is stored):
+    scripts/with-torch.sh python scripts/parity/make_tiny_models.py
+Writes crates/rl-model/tests/fixtures/models/<name>/{config.json, model.safetensors, reference.json}.
+"""
+
+import json
+import pathlib
+
+import torch
+import transformers
+
+OUT = pathlib.Path(__file__).resolve().parents[2] / "crates/rl-model/tests/fixtures/models"
+VOCAB = 128
+
+COMMON = dict(
+    vocab_size=VOCAB,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+    rms_norm_eps=1e-5,
+)
+
+MODELS = {
+    "tiny-llama": transformers.LlamaConfig(**COMMON, tie_word_embeddings=False),
+    "tiny-llama3-rope": transformers.LlamaConfig(
+        **COMMON,
+        tie_word_embeddings=True,
+        rope_theta=500000.0,
+        rope_scaling=dict(
+            rope_type="llama3",
+            factor=8.0,
+            low_freq_factor=1.0,
+            high_freq_factor=4.0,
+            original_max_position_embeddings=16,
+        ),
+    ),
+    "tiny-qwen2": transformers.Qwen2Config(**COMMON, tie_word_embeddings=False),
+}
+
+
+def batch(seed: int):
+    """Three rows of 40 tokens: full, right-padded, left-padded."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, VOCAB, (3, 40), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 29:] = 0
+    mask[2, :7] = 0
+    ids = ids * mask  # pad id 0 where masked
+    return ids, mask
+
+
+def reference(model, ids, mask):
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
+    logp = logits[:, :-1].log_softmax(-1)
+    target = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)
+    entropy = -(logp.exp() * logp).sum(-1)
+    valid = (mask[:, :-1] * mask[:, 1:]).bool()
+    return target.masked_fill(~valid, 0.0), entropy.masked_fill(~valid, 0.0), valid
+
+
+def main() -> None:
+    for i, (name, config) in enumerate(MODELS.items()):
+        torch.manual_seed(1000 + i)
+        model = transformers.AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
+        model.eval()
+        # Default init (std 0.02) gives near-uniform outputs that would hide errors; use weights
+        # large enough that attention, RoPE and every layer visibly shape the log-probs.
+        with torch.no_grad():
+            for pname, p in model.named_parameters():
+                if "norm" in pname:
+                    p.uniform_(0.5, 1.5)
+                else:
+                    p.normal_(0.0, 0.25 if p.dim() > 1 else 0.1)
+        out = OUT / name
+        model.save_pretrained(out, safe_serialization=True)
+        ids, mask = batch(2000 + i)
+        logprobs, entropy, valid = reference(model, ids, mask)
+        (out / "reference.json").write_text(
+            json.dumps(
+                {
+                    "transformers": transformers.__version__,
+                    "input_ids": ids.tolist(),
+                    "attention_mask": mask.tolist(),
+                    "valid": valid.int().tolist(),
+                    "logprobs": logprobs.tolist(),
+                    "entropy": entropy.tolist(),
+                }
+            )
+        )
+        (out / "generation_config.json").unlink(missing_ok=True)
+        print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters -> {out}")
+
+
+if __name__ == "__main__":
+    main()
