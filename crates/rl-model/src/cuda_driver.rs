@@ -22,6 +22,20 @@ pub struct GpuInfo {
     pub compute_capability: (i32, i32),
 }
 
+/// Bytes of device memory in use on the current CUDA context's device (`total - free`, as the
+/// driver sees it: every process's allocations, the caching allocator's reserve included). `None`
+/// without a driver or context.
+pub fn memory_in_use() -> Option<u64> {
+    // SAFETY: as in `gpus`; cuMemGetInfo_v2 writes two size_t values.
+    unsafe {
+        let lib = Library::new("libcuda.so.1").ok()?;
+        let info: Symbol<'_, unsafe extern "C" fn(*mut usize, *mut usize) -> c_int> =
+            lib.get(b"cuMemGetInfo_v2\0").ok()?;
+        let (mut free, mut total) = (0usize, 0usize);
+        (info(&mut free, &mut total) == 0).then(|| (total - free) as u64)
+    }
+}
+
 const ATTR_CC_MAJOR: c_int = 75;
 const ATTR_CC_MINOR: c_int = 76;
 

@@ -1,0 +1,103 @@
+//! Log-prob pass throughput and memory: a random model of a given shape (default SmolLM2-135M)
+//! scores `batch × seq` tokens; prints one JSON line with the median time, tokens/s and device
+//! memory. `benches/logprobs_vs_torch.py` runs it beside a naive PyTorch eager version.
+//!
+//! `cargo bench -p rl-model --bench logprobs -- [--batch 64] [--seq 512] [--device cuda]
+//!  [--dtype bf16] [--reps 5] [--chunk 4096] [--config config.json]`
+
+#![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
+
+use std::time::Instant;
+
+use rl_model::{arch::ArchConfig, cuda_driver, logprobs::token_logprobs};
+use tch::{Cuda, Device, Kind, Tensor, nn::VarStore};
+
+/// SmolLM2-135M-Instruct's shape (HF config.json).
+const SMOLLM2: &str = r#"{"model_type": "llama", "vocab_size": 49152, "hidden_size": 576,
+  "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
+  "num_key_value_heads": 3, "rms_norm_eps": 1e-5, "rope_theta": 100000.0, "tie_word_embeddings": true}"#;
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("bad value for {name}: {v}"))
+        })
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--help") {
+        println!(
+            "options: --batch N --seq N --device cpu|cuda --dtype f32|bf16 --reps N --chunk N --config FILE"
+        );
+        return;
+    }
+    let batch: i64 = arg(&args, "--batch", 64);
+    let seq: i64 = arg(&args, "--seq", 512);
+    let reps: usize = arg(&args, "--reps", 5);
+    let chunk: i64 = arg(&args, "--chunk", rl_model::logprobs::DEFAULT_CHUNK_TOKENS);
+    let device = match arg(&args, "--device", String::from("cuda")).as_str() {
+        "cpu" => Device::Cpu,
+        _ => Device::Cuda(0),
+    };
+    let kind = match arg(&args, "--dtype", String::from("bf16")).as_str() {
+        "f32" => Kind::Float,
+        _ => Kind::BFloat16,
+    };
+    let config_text = match args.iter().position(|a| a == "--config") {
+        Some(i) => std::fs::read_to_string(&args[i + 1]).unwrap(),
+        None => SMOLLM2.to_owned(),
+    };
+    let sync = || {
+        if device.is_cuda() {
+            Cuda::synchronize(0);
+        }
+    };
+
+    let _ = Tensor::zeros([1], (Kind::Float, device)); // create the CUDA context before measuring
+    sync();
+    let mem_before = cuda_driver::memory_in_use();
+    let config = ArchConfig::from_json(serde_json::from_str(&config_text).unwrap()).unwrap();
+    let mut vs = VarStore::new(device);
+    let model = config.build(&vs.root()).unwrap();
+    vs.set_kind(kind);
+    tch::manual_seed(0);
+    let vocab = model.lm_head().size()[0];
+    let ids = Tensor::randint(vocab, [batch, seq], (Kind::Int64, device));
+    let mask = Tensor::ones([batch, seq], (Kind::Int64, device));
+
+    let mut times = Vec::new();
+    let mut checksum = 0.0;
+    tch::no_grad(|| {
+        for rep in 0..=reps {
+            sync();
+            let start = Instant::now();
+            let stats = token_logprobs(model.as_ref(), &ids, &mask, false, chunk);
+            sync();
+            if rep > 0 {
+                times.push(start.elapsed().as_secs_f64()); // rep 0 warms up
+            }
+            checksum = stats.logprobs.sum(Kind::Double).double_value(&[]);
+        }
+    });
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let mem_after = cuda_driver::memory_in_use();
+    let peak = mem_before.zip(mem_after).map(|(b, a)| a.saturating_sub(b));
+    let tokens = (batch * seq) as f64;
+    println!(
+        "{}",
+        serde_json::json!({
+            "impl": "rl (tch)",
+            "batch": batch, "seq": seq, "chunk": chunk,
+            "device": format!("{device:?}"), "dtype": format!("{kind:?}"),
+            "median_s": median, "tokens_per_s": tokens / median,
+            "device_mem_bytes": peak,
+            "mean_logprob": checksum / (batch * (seq - 1)) as f64,
+        })
+    );
+}
