@@ -41,6 +41,7 @@ MODELS = {
         ),
     ),
     "tiny-qwen2": transformers.Qwen2Config(**COMMON, tie_word_embeddings=False),
+    "tiny-gpt2": transformers.GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=64, n_layer=2, n_head=4),
 }
 
 
@@ -75,7 +76,7 @@ def main() -> None:
         # large enough that attention, RoPE and every layer visibly shape the log-probs.
         with torch.no_grad():
             for pname, p in model.named_parameters():
-                if "norm" in pname:
+                if "norm" in pname or ".ln_" in pname:
                     p.uniform_(0.5, 1.5)
                 else:
                     p.normal_(0.0, 0.25 if p.dim() > 1 else 0.1)

@@ -75,9 +75,7 @@ pub fn load_dir(dir: &Path, device: Device, kind: Kind) -> Result<LoadedModel, M
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let arch = match &config {
-        ArchConfig::Llama(_) => "llama",
-    };
+    let arch = config.name();
     tch::no_grad(|| -> Result<(), ModelError> {
         let variables: std::collections::BTreeMap<_, _> = vs.variables().into_iter().collect(); // deterministic errors
         for (name, mut var) in variables {

@@ -1,5 +1,5 @@
 //! Policy models of `rl` on libtorch (tch): transformer LMs (one file per architecture under
-//! `arch/`), HF checkpoint loading, chunked per-token log-probs, device and precision resolution,
+//! `arch/`: Llama family, Qwen2, GPT-2), HF checkpoint loading, chunked per-token log-probs, device and precision resolution,
 //! and the probes behind `rl doctor`.
 
 pub mod arch;

@@ -87,3 +87,8 @@ fn tiny_qwen2_matches_transformers() {
 fn chunking_does_not_change_the_result() {
     check("tiny-llama", 7); // chunks that do not divide the 117 scored tokens
 }
+
+#[test]
+fn tiny_gpt2_matches_transformers() {
+    check("tiny-gpt2", 4096);
+}

@@ -1,5 +1,6 @@
 //! The supported architectures, one file each, chosen by `model_type` in HF `config.json`.
 
+pub mod gpt2;
 pub mod llama;
 pub mod qwen2;
 
@@ -8,13 +9,15 @@ use tch::nn;
 use crate::CausalLm;
 
 /// `model_type` values we implement.
-pub const SUPPORTED: &[&str] = &["llama", "mistral", "qwen2"];
+pub const SUPPORTED: &[&str] = &["gpt2", "llama", "mistral", "qwen2"];
 
 /// A parsed architecture config.
 #[derive(Debug, Clone)]
 pub enum ArchConfig {
     /// Llama, Mistral, SmolLM2 (and Qwen2, with q/k/v bias).
     Llama(llama::Config),
+    /// GPT-2.
+    Gpt2(gpt2::Config),
 }
 
 impl ArchConfig {
@@ -25,24 +28,36 @@ impl ArchConfig {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_owned();
-        let parsed = match model_type.as_str() {
-            "llama" | "mistral" => serde_json::from_value(json),
-            "qwen2" => qwen2::config(json),
+        let invalid = |e: serde_json::Error| ArchError::Invalid(e.to_string());
+        let config = match model_type.as_str() {
+            "llama" | "mistral" => Self::Llama(serde_json::from_value(json).map_err(invalid)?),
+            "qwen2" => Self::Llama(qwen2::config(json).map_err(invalid)?),
+            "gpt2" => Self::Gpt2(serde_json::from_value(json).map_err(invalid)?),
             "" => return Err(ArchError::Invalid("no \"model_type\" field".into())),
             _ => return Err(ArchError::Unsupported(model_type)),
         };
-        let cfg = parsed.map_err(|e| ArchError::Invalid(e.to_string()))?;
-        cfg.validate().map_err(ArchError::Invalid)?;
-        Ok(Self::Llama(cfg))
+        match &config {
+            Self::Llama(cfg) => cfg.validate(),
+            Self::Gpt2(cfg) => cfg.validate(),
+        }
+        .map_err(ArchError::Invalid)?;
+        Ok(config)
+    }
+
+    /// Short architecture name for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Llama(_) => "llama",
+            Self::Gpt2(_) => "gpt2",
+        }
     }
 
     /// Creates the model's variables under `p`.
     pub fn build(&self, p: &nn::Path) -> Result<Box<dyn CausalLm>, ArchError> {
-        match self {
-            Self::Llama(cfg) => Ok(Box::new(
-                llama::Llama::new(p, cfg).map_err(ArchError::Invalid)?,
-            )),
-        }
+        Ok(match self {
+            Self::Llama(cfg) => Box::new(llama::Llama::new(p, cfg).map_err(ArchError::Invalid)?),
+            Self::Gpt2(cfg) => Box::new(gpt2::Gpt2::new(p, cfg).map_err(ArchError::Invalid)?),
+        })
     }
 }
 
