@@ -13,6 +13,7 @@ pub const SUPPORTED: &[&str] = &["gpt2", "llama", "mistral", "qwen2"];
 
 /// A parsed architecture config.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per loaded model; boxing would only add noise
 pub enum ArchConfig {
     /// Llama, Mistral, SmolLM2 (and Qwen2, with q/k/v bias).
     Llama(llama::Config),
