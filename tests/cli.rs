@@ -272,10 +272,9 @@ fn a_device_this_machine_lacks_is_refused_before_anything_is_written() {
 fn subcommands_that_are_not_built_yet_say_so() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = default_config();
-    let cases: [&[&str]; 6] = [
+    let cases: [&[&str]; 5] = [
         &["generate", "--model", "m", "--prompt", "hi"],
         &["logprobs", "--model", "m", "--text", "hi"],
-        &["convert", "a.gguf", "out"],
         &["eval", &cfg],
         &["reward-server", &cfg],
         &["rollout-worker", &cfg],

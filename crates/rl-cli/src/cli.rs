@@ -31,7 +31,7 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Print per-token log-probabilities of a text under a model, as JSON. [not yet available: issue #3]
     Logprobs(LogprobsArgs),
-    /// Convert a model (GGUF file or HF directory) into an HF safetensors directory. [not yet available: issue #3]
+    /// Convert a model (HF directory; GGUF next) into an HF safetensors directory that transformers loads.
     Convert(ConvertArgs),
     /// Score a model or checkpoint on an environment's held-out prompts. [not yet available: comes with the training loop]
     Eval(EvalArgs),
@@ -105,8 +105,11 @@ pub struct LogprobsArgs {
 pub struct ConvertArgs {
     /// Input: .gguf file or HF directory.
     pub input: PathBuf,
-    /// Output HF directory (created).
+    /// Output HF directory (created; must be absent or empty).
     pub out_dir: PathBuf,
+    /// Precision of the written weights: f32, bf16 or f16.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
+    pub dtype: String,
 }
 
 /// `rl eval`.

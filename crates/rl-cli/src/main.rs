@@ -27,10 +27,7 @@ fn main() -> ExitCode {
             "the generation engine (rl-rollout), after issue #3",
         ),
         Command::Logprobs(_) => refuse("logprobs", "the policy model, issue #3"),
-        Command::Convert(_) => refuse(
-            "convert",
-            "the policy model's loaders and HF export, issue #3",
-        ),
+        Command::Convert(args) => commands::convert::run(args, console),
         Command::Eval(_) => refuse("eval", "the training loop, after issue #3"),
         Command::RewardServer(_) => {
             refuse("reward-server", "the gRPC runtime (rl-proto, rl-reward)")
@@ -60,6 +57,9 @@ fn main() -> ExitCode {
 fn exit_code(err: &anyhow::Error) -> u8 {
     let bad_input = err.downcast_ref::<rl_core::ConfigError>().is_some()
         || err.downcast_ref::<rl_runtime::RunDirError>().is_some()
-        || err.downcast_ref::<rl_model::DeviceError>().is_some();
+        || err.downcast_ref::<rl_model::DeviceError>().is_some()
+        || err
+            .downcast_ref::<rl_model::ModelError>()
+            .is_some_and(|e| !matches!(e, rl_model::ModelError::Torch(_)));
     if bad_input { 2 } else { 1 }
 }

@@ -27,6 +27,12 @@ pub enum ModelError {
         /// `model_type` from the config.
         model_type: String,
     },
+    /// Nothing by that name.
+    #[error("no model {name:?}: expected a built-in name, an HF model directory or a .gguf file")]
+    NotFound {
+        /// What was asked for.
+        name: String,
+    },
     /// The path is neither a model directory nor a model file.
     #[error("{} is not a model: expected an HF directory (config.json + *.safetensors) or a .gguf file", path.display())]
     NotAModel {
@@ -62,6 +68,12 @@ pub enum ModelError {
         expected: Vec<i64>,
         /// Shape in the file.
         found: Vec<i64>,
+    },
+    /// Export would overwrite something.
+    #[error("output directory {} is not empty; choose a new directory so nothing is overwritten", path.display())]
+    OutputNotEmpty {
+        /// The directory.
+        path: PathBuf,
     },
     /// libtorch raised an error.
     #[error("libtorch: {0}")]

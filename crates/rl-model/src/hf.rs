@@ -24,6 +24,10 @@ pub struct LoadedModel {
     pub vs: VarStore,
     /// The parsed architecture config.
     pub config: ArchConfig,
+    /// `config.json` as read (every field kept, for export).
+    pub config_json: serde_json::Value,
+    /// Where it was loaded from (tokenizer and template files are found there).
+    pub source: PathBuf,
 }
 
 /// Loads the HF model directory `dir` onto `device` in precision `kind`.
@@ -38,7 +42,7 @@ pub fn load_dir(dir: &Path, device: Device, kind: Kind) -> Result<LoadedModel, M
         message,
     };
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    let config = ArchConfig::from_json(json).map_err(|e| match e {
+    let config = ArchConfig::from_json(json.clone()).map_err(|e| match e {
         ArchError::Unsupported(model_type) => ModelError::Unsupported { model_type },
         ArchError::Invalid(message) => bad(message),
     })?;
@@ -115,7 +119,13 @@ pub fn load_dir(dir: &Path, device: Device, kind: Kind) -> Result<LoadedModel, M
         Ok(())
     })?;
     vs.set_kind(kind);
-    Ok(LoadedModel { model, vs, config })
+    Ok(LoadedModel {
+        model,
+        vs,
+        config,
+        config_json: json,
+        source: dir.to_owned(),
+    })
 }
 
 /// The safetensors files of `dir`: those the index names, else `model.safetensors`, else every

@@ -6,15 +6,18 @@ pub mod arch;
 pub mod cuda_driver;
 pub mod device;
 mod error;
+pub mod export;
 pub mod hf;
 pub mod logprobs;
 pub mod mask;
 pub mod probe;
 pub mod rope;
+pub mod source;
 
 pub use device::{DeviceError, resolve_device, resolve_kind};
 pub use error::ModelError;
 pub use logprobs::{TokenStats, token_logprobs};
+pub use source::load;
 
 /// A causal language model: hidden states for a padded batch, and the output projection.
 /// Implemented by every architecture; the learner, rollout workers and reference model use only this.

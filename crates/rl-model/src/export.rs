@@ -1,0 +1,72 @@
+//! Export to an HF model directory — `model.safetensors`, `config.json`, and the tokenizer and
+//! chat-template files of the source — that `transformers.AutoModelForCausalLM.from_pretrained`
+//! loads. Trained-policy checkpoints use the same format.
+
+use std::path::Path;
+
+use tch::{Kind, Tensor};
+
+use crate::{ModelError, hf::LoadedModel};
+
+/// Files copied from the source directory when present.
+pub const SIDE_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "generation_config.json",
+];
+
+/// Writes `model` into `out` (created; must be absent or empty), weights in `kind`.
+pub fn save_hf_dir(model: &LoadedModel, out: &Path, kind: Kind) -> Result<(), ModelError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ModelError::Io { path, source }
+    };
+    if out.exists() && std::fs::read_dir(out).map_err(io(out))?.next().is_some() {
+        return Err(ModelError::OutputNotEmpty {
+            path: out.to_owned(),
+        });
+    }
+    std::fs::create_dir_all(out).map_err(io(out))?;
+
+    let mut named: Vec<(String, Tensor)> = model
+        .vs
+        .variables()
+        .into_iter()
+        .map(|(name, t)| {
+            (
+                name,
+                t.detach()
+                    .to_device(tch::Device::Cpu)
+                    .to_kind(kind)
+                    .contiguous(),
+            )
+        })
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let weights = out.join("model.safetensors");
+    Tensor::write_safetensors(&named, &weights)?;
+
+    let mut config = model.config_json.clone();
+    if let Some(obj) = config.as_object_mut() {
+        let dtype = match kind {
+            Kind::BFloat16 => "bfloat16",
+            Kind::Half => "float16",
+            _ => "float32",
+        };
+        obj.insert("dtype".into(), dtype.into());
+        obj.insert("torch_dtype".into(), dtype.into());
+    }
+    let config_path = out.join("config.json");
+    let text = serde_json::to_string_pretty(&config).unwrap_or_default();
+    std::fs::write(&config_path, text + "\n").map_err(io(&config_path))?;
+
+    for name in SIDE_FILES {
+        let src = model.source.join(name);
+        if src.is_file() {
+            std::fs::copy(&src, out.join(name)).map_err(io(&src))?;
+        }
+    }
+    Ok(())
+}

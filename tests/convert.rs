@@ -1,0 +1,60 @@
+//! `rl convert` end to end: what it writes loads in transformers and gives the same log-probs.
+
+mod common;
+
+use common::{python, repo, rl, stderr};
+
+#[test]
+fn converted_models_load_in_transformers_with_the_same_logprobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["tiny-llama", "tiny-llama3-rope", "tiny-qwen2", "tiny-gpt2"] {
+        let src = repo()
+            .join("crates/rl-model/tests/fixtures/models")
+            .join(name);
+        let out = tmp.path().join(name);
+        let run = rl(
+            tmp.path(),
+            &["convert", src.to_str().unwrap(), out.to_str().unwrap()],
+        );
+        assert!(run.status.success(), "{name}: {}", stderr(&run));
+        let check = std::process::Command::new(python())
+            .arg(repo().join("tests/support/check_hf_export.py"))
+            .arg(&out)
+            .arg(src.join("reference.json"))
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{name}: transformers could not load the export: {}",
+            stderr(&check)
+        );
+        let result: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+        let err = result["max_abs_err"].as_f64().unwrap();
+        assert!(
+            err < 1e-4,
+            "{name}: exported model differs from the source by {err:e}"
+        );
+    }
+}
+
+#[test]
+fn convert_never_overwrites_and_names_bad_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = repo().join("crates/rl-model/tests/fixtures/models/tiny-llama");
+    std::fs::create_dir(tmp.path().join("full")).unwrap();
+    std::fs::write(tmp.path().join("full/keep.txt"), "mine").unwrap();
+    let run = rl(tmp.path(), &["convert", src.to_str().unwrap(), "full"]);
+    assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
+    assert!(stderr(&run).contains("is not empty"), "{}", stderr(&run));
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("full/keep.txt")).unwrap(),
+        "mine"
+    );
+    let run = rl(tmp.path(), &["convert", "no-such-model", "out"]);
+    assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("no model \"no-such-model\""),
+        "{}",
+        stderr(&run)
+    );
+}
