@@ -2,7 +2,7 @@
 //! memory-mapped safetensors files, copied tensor by tensor into a tch `VarStore`.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     fs::File,
     path::{Path, PathBuf},
 };
@@ -16,7 +16,7 @@ use crate::{
     arch::{ArchConfig, ArchError},
 };
 
-/// A model with its weights, ready to run.
+/// A causal LM with its weights, ready to run.
 pub struct LoadedModel {
     /// The network.
     pub model: Box<dyn CausalLm>,
@@ -30,58 +30,68 @@ pub struct LoadedModel {
     pub source: PathBuf,
 }
 
-/// Loads the HF model directory `dir` onto `device` in precision `kind`.
+/// Loads the HF causal-LM directory `dir` onto `device` in precision `kind`.
 pub fn load_dir(dir: &Path, device: Device, kind: Kind) -> Result<LoadedModel, ModelError> {
-    let config_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io {
-        path: config_path.clone(),
+    let (config, config_json) = read_config(dir)?;
+    let mut vs = VarStore::new(device);
+    let model = config.build(&vs.root()).map_err(|e| arch_error(dir, e))?;
+    load_weights(&vs, dir, config.name())?;
+    vs.set_kind(kind);
+    Ok(LoadedModel {
+        model,
+        vs,
+        config,
+        config_json,
+        source: dir.to_owned(),
+    })
+}
+
+/// Reads and checks `dir/config.json`.
+pub fn read_config(dir: &Path) -> Result<(ArchConfig, serde_json::Value), ModelError> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
+        path: path.clone(),
         source,
     })?;
-    let bad = |message: String| ModelError::Config {
-        path: config_path.clone(),
-        message,
-    };
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    let config = ArchConfig::from_json(json.clone()).map_err(|e| match e {
-        ArchError::Unsupported(model_type) => ModelError::Unsupported { model_type },
-        ArchError::Invalid(message) => bad(message),
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Config {
+        path: path.clone(),
+        message: e.to_string(),
     })?;
-    let mut vs = VarStore::new(device);
-    let model = config
-        .build(&vs.root())
-        .map_err(|e| bad(format!("{e:?}")))?;
+    let config = ArchConfig::from_json(json.clone()).map_err(|e| arch_error(dir, e))?;
+    Ok((config, json))
+}
+
+fn arch_error(dir: &Path, e: ArchError) -> ModelError {
+    match e {
+        ArchError::Unsupported(model_type) => ModelError::Unsupported { model_type },
+        ArchError::Invalid(message) => ModelError::Config {
+            path: dir.join("config.json"),
+            message,
+        },
+    }
+}
+
+/// Fills every variable of `vs` from the safetensors files of `dir`, checking names and shapes.
+/// Tensors the model does not use (e.g. rotary buffers) are ignored.
+pub fn load_weights(vs: &VarStore, dir: &Path, arch: &str) -> Result<(), ModelError> {
     let files = weight_files(dir)?;
     let maps = files
         .iter()
-        .map(|path| {
-            let file = File::open(path).map_err(|source| ModelError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            // SAFETY: the file is only read; a concurrent writer could change the bytes we copy,
-            // never memory safety of our own data, since every view is copied into a tensor.
-            #[allow(unsafe_code)]
-            let map = unsafe { Mmap::map(&file) }.map_err(|source| ModelError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            Ok((path.clone(), map))
-        })
-        .collect::<Result<Vec<_>, ModelError>>()?;
+        .map(|path| map_file(path).map(|m| (path, m)))
+        .collect::<Result<Vec<_>, _>>()?;
     let parsed = maps
         .iter()
         .map(|(path, map)| {
             SafeTensors::deserialize(map)
-                .map(|st| (path, st))
+                .map(|st| (*path, st))
                 .map_err(|e| ModelError::Weights {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     message: format!("{e:?}"),
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let arch = config.name();
-    tch::no_grad(|| -> Result<(), ModelError> {
-        let variables: std::collections::BTreeMap<_, _> = vs.variables().into_iter().collect(); // deterministic errors
+    let variables: BTreeMap<_, _> = vs.variables().into_iter().collect(); // sorted: deterministic errors
+    tch::no_grad(|| {
         for (name, mut var) in variables {
             let (path, view) = parsed
                 .iter()
@@ -113,19 +123,22 @@ pub fn load_dir(dir: &Path, device: Device, kind: Kind) -> Result<LoadedModel, M
                     });
                 }
             };
-            let src = Tensor::f_from_data_size(view.data(), &found, src_kind)?;
-            var.f_copy_(&src)?;
+            var.f_copy_(&Tensor::f_from_data_size(view.data(), &found, src_kind)?)?;
         }
         Ok(())
-    })?;
-    vs.set_kind(kind);
-    Ok(LoadedModel {
-        model,
-        vs,
-        config,
-        config_json: json,
-        source: dir.to_owned(),
     })
+}
+
+fn map_file(path: &Path) -> Result<Mmap, ModelError> {
+    let io = |source| ModelError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    // SAFETY: the map is only read, and every view is copied into a tensor before the map is
+    // dropped; a concurrent writer could change the bytes copied, never our memory safety.
+    #[allow(unsafe_code)]
+    unsafe { Mmap::map(&file) }.map_err(io)
 }
 
 /// The safetensors files of `dir`: those the index names, else `model.safetensors`, else every
@@ -133,22 +146,20 @@ pub fn load_dir(dir: &Path, device: Device, kind: Kind) -> Result<LoadedModel, M
 fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
     let index = dir.join("model.safetensors.index.json");
     if index.exists() {
+        let bad = |message: String| ModelError::Weights {
+            path: index.clone(),
+            message,
+        };
         let text = std::fs::read_to_string(&index).map_err(|source| ModelError::Io {
             path: index.clone(),
             source,
         })?;
         let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| ModelError::Weights {
-                path: index.clone(),
-                message: e.to_string(),
-            })?;
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let map = json
             .get("weight_map")
             .and_then(|m| m.as_object())
-            .ok_or_else(|| ModelError::Weights {
-                path: index.clone(),
-                message: "no \"weight_map\" object".into(),
-            })?;
+            .ok_or_else(|| bad("no \"weight_map\" object".into()))?;
         let names: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
         return Ok(names.into_iter().map(|n| dir.join(n)).collect());
     }

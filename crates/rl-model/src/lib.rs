@@ -7,6 +7,7 @@ pub mod cuda_driver;
 pub mod device;
 mod error;
 pub mod export;
+pub mod heads;
 pub mod hf;
 pub mod logprobs;
 pub mod mask;
@@ -19,12 +20,17 @@ pub use error::ModelError;
 pub use logprobs::{TokenStats, token_logprobs};
 pub use source::load;
 
-/// A causal language model: hidden states for a padded batch, and the output projection.
-/// Implemented by every architecture; the learner, rollout workers and reference model use only this.
-pub trait CausalLm: Send {
+/// A transformer stack: final hidden states for a padded batch. Every architecture provides one;
+/// causal LMs add an output head, critics and reward models a scalar head ([`heads`]).
+pub trait Backbone: Send {
     /// Final (normed) hidden states `[b, t, hidden]` for `input_ids` `[b, t]` (i64) and
     /// `attention_mask` `[b, t]` (1 = token, 0 = pad; left or right padding).
     fn hidden_states(&self, input_ids: &tch::Tensor, attention_mask: &tch::Tensor) -> tch::Tensor;
+}
+
+/// A causal language model: a backbone and its output projection. The learner, rollout workers
+/// and reference model use only this.
+pub trait CausalLm: Backbone {
     /// Output projection `[vocab, hidden]` (the embedding matrix when tied).
     fn lm_head(&self) -> &tch::Tensor;
 }

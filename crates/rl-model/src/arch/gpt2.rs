@@ -159,32 +159,31 @@ impl Block {
     }
 }
 
-/// A GPT-2 causal LM.
+/// The GPT-2 stack without an output head (HF `GPT2Model`, weights under `transformer.`).
 #[derive(Debug)]
-pub struct Gpt2 {
+pub struct Gpt2Model {
     wte: nn::Embedding,
     wpe: nn::Embedding,
     h: Vec<Block>,
     ln_f: nn::LayerNorm,
 }
 
-impl Gpt2 {
-    /// Creates the variables under `p` (HF names: `transformer.*`).
+impl Gpt2Model {
+    /// Creates the variables under `p` (HF: the `transformer` path).
     pub fn new(p: &nn::Path, cfg: &Config) -> Result<Self, String> {
         cfg.validate()?;
-        let t = p / "transformer";
         Ok(Self {
-            wte: nn::embedding(&t / "wte", cfg.vocab_size, cfg.n_embd, Default::default()),
-            wpe: nn::embedding(&t / "wpe", cfg.n_positions, cfg.n_embd, Default::default()),
+            wte: nn::embedding(p / "wte", cfg.vocab_size, cfg.n_embd, Default::default()),
+            wpe: nn::embedding(p / "wpe", cfg.n_positions, cfg.n_embd, Default::default()),
             h: (0..cfg.n_layer)
-                .map(|i| Block::new(&t / "h" / i, cfg))
+                .map(|i| Block::new(p / "h" / i, cfg))
                 .collect(),
-            ln_f: layer_norm(&t / "ln_f", cfg.n_embd, cfg.layer_norm_epsilon),
+            ln_f: layer_norm(p / "ln_f", cfg.n_embd, cfg.layer_norm_epsilon),
         })
     }
 }
 
-impl crate::CausalLm for Gpt2 {
+impl crate::Backbone for Gpt2Model {
     fn hidden_states(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Tensor {
         let positions = crate::mask::positions(attention_mask);
         let xs =
@@ -196,8 +195,31 @@ impl crate::CausalLm for Gpt2 {
             .fold(xs, |xs, block| block.forward(&xs, &mask));
         self.ln_f.forward(&xs)
     }
+}
 
+/// A GPT-2 causal LM (HF `GPT2LMHeadModel`): the head is the token embedding.
+#[derive(Debug)]
+pub struct Gpt2 {
+    transformer: Gpt2Model,
+}
+
+impl Gpt2 {
+    /// Creates the variables under `p` (HF names: `transformer.*`).
+    pub fn new(p: &nn::Path, cfg: &Config) -> Result<Self, String> {
+        Ok(Self {
+            transformer: Gpt2Model::new(&(p / "transformer"), cfg)?,
+        })
+    }
+}
+
+impl crate::Backbone for Gpt2 {
+    fn hidden_states(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Tensor {
+        self.transformer.hidden_states(input_ids, attention_mask)
+    }
+}
+
+impl crate::CausalLm for Gpt2 {
     fn lm_head(&self) -> &Tensor {
-        &self.wte.ws
+        &self.transformer.wte.ws
     }
 }

@@ -243,41 +243,29 @@ impl DecoderLayer {
     }
 }
 
-/// A Llama-family causal LM.
+/// The decoder stack without an output head (HF `LlamaModel`, weights under `model.`).
 #[derive(Debug)]
-pub struct Llama {
+pub struct LlamaModel {
     embed_tokens: nn::Embedding,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
-    lm_head: Tensor,
     inv_freq: Tensor,
 }
 
-impl Llama {
-    /// Creates the variables under `p` (HF names: `model.*`, `lm_head.weight`); `cfg` must have
-    /// passed [`Config::validate`].
+impl LlamaModel {
+    /// Creates the variables under `p` (HF: the `model` path); `cfg` must pass [`Config::validate`].
     pub fn new(p: &nn::Path, cfg: &Config) -> Result<Self, String> {
         cfg.validate()?;
-        let m = p / "model";
         let embed_tokens = nn::embedding(
-            &m / "embed_tokens",
+            p / "embed_tokens",
             cfg.vocab_size,
             cfg.hidden_size,
             Default::default(),
         );
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| DecoderLayer::new(&m / "layers" / i, cfg))
+            .map(|i| DecoderLayer::new(p / "layers" / i, cfg))
             .collect();
-        let norm = RmsNorm::new(&m / "norm", cfg.hidden_size, cfg.rms_norm_eps);
-        let lm_head = if cfg.tie_word_embeddings {
-            embed_tokens.ws.shallow_clone()
-        } else {
-            (p / "lm_head").var(
-                "weight",
-                &[cfg.vocab_size, cfg.hidden_size],
-                nn::Init::Const(0.0),
-            )
-        };
+        let norm = RmsNorm::new(p / "norm", cfg.hidden_size, cfg.rms_norm_eps);
         let inv_freq = cfg.rope().inv_freq(cfg.head_dim() as usize)?;
         let inv_freq = Tensor::from_slice(&inv_freq)
             .to_kind(Kind::Float)
@@ -286,13 +274,12 @@ impl Llama {
             embed_tokens,
             layers,
             norm,
-            lm_head,
             inv_freq,
         })
     }
 }
 
-impl crate::CausalLm for Llama {
+impl crate::Backbone for LlamaModel {
     fn hidden_states(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Tensor {
         let xs = self.embed_tokens.forward(input_ids);
         let positions = crate::mask::positions(attention_mask);
@@ -304,7 +291,39 @@ impl crate::CausalLm for Llama {
             .fold(xs, |xs, layer| layer.forward(&xs, &cos, &sin, &mask));
         self.norm.forward(&xs)
     }
+}
 
+/// A Llama-family causal LM (HF `LlamaForCausalLM`: `model.*` and `lm_head.weight`).
+#[derive(Debug)]
+pub struct Llama {
+    model: LlamaModel,
+    lm_head: Tensor,
+}
+
+impl Llama {
+    /// Creates the variables under `p`; the head shares the embedding when the config ties them.
+    pub fn new(p: &nn::Path, cfg: &Config) -> Result<Self, String> {
+        let model = LlamaModel::new(&(p / "model"), cfg)?;
+        let lm_head = if cfg.tie_word_embeddings {
+            model.embed_tokens.ws.shallow_clone()
+        } else {
+            (p / "lm_head").var(
+                "weight",
+                &[cfg.vocab_size, cfg.hidden_size],
+                nn::Init::Const(0.0),
+            )
+        };
+        Ok(Self { model, lm_head })
+    }
+}
+
+impl crate::Backbone for Llama {
+    fn hidden_states(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Tensor {
+        self.model.hidden_states(input_ids, attention_mask)
+    }
+}
+
+impl crate::CausalLm for Llama {
     fn lm_head(&self) -> &Tensor {
         &self.lm_head
     }

@@ -6,7 +6,7 @@ pub mod qwen2;
 
 use tch::nn;
 
-use crate::CausalLm;
+use crate::{Backbone, CausalLm};
 
 /// `model_type` values we implement.
 pub const SUPPORTED: &[&str] = &["gpt2", "llama", "mistral", "qwen2"];
@@ -53,12 +53,33 @@ impl ArchConfig {
         }
     }
 
-    /// Creates the model's variables under `p`.
+    /// Creates the causal LM's variables under `p` (HF `*ForCausalLM` names).
     pub fn build(&self, p: &nn::Path) -> Result<Box<dyn CausalLm>, ArchError> {
         Ok(match self {
             Self::Llama(cfg) => Box::new(llama::Llama::new(p, cfg).map_err(ArchError::Invalid)?),
             Self::Gpt2(cfg) => Box::new(gpt2::Gpt2::new(p, cfg).map_err(ArchError::Invalid)?),
         })
+    }
+
+    /// Creates the backbone alone (no output head) under `p`, at the path HF's
+    /// `*ForSequenceClassification` models keep it (`model.` or `transformer.`).
+    pub fn build_backbone(&self, p: &nn::Path) -> Result<Box<dyn Backbone>, ArchError> {
+        Ok(match self {
+            Self::Llama(cfg) => {
+                Box::new(llama::LlamaModel::new(&(p / "model"), cfg).map_err(ArchError::Invalid)?)
+            }
+            Self::Gpt2(cfg) => Box::new(
+                gpt2::Gpt2Model::new(&(p / "transformer"), cfg).map_err(ArchError::Invalid)?,
+            ),
+        })
+    }
+
+    /// Width of the hidden states.
+    pub fn hidden_size(&self) -> i64 {
+        match self {
+            Self::Llama(cfg) => cfg.hidden_size,
+            Self::Gpt2(cfg) => cfg.n_embd,
+        }
     }
 }
 
