@@ -7,6 +7,7 @@ pub mod cuda_driver;
 pub mod device;
 mod error;
 pub mod export;
+pub mod gguf;
 pub mod hf;
 pub mod logprobs;
 pub mod mask;
