@@ -30,8 +30,9 @@ impl TensorInfo {
 }
 
 /// Bytes of a tensor of type `ty` with ggml dims `dims`, or `None` when the innermost dim is
-/// not a whole number of blocks or the size overflows u64.
+/// not a whole number of blocks or the element count or size overflows u64.
 pub(crate) fn byte_size(ty: GgmlType, dims: &[u64]) -> Option<u64> {
+    dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))?;
     let bs = ty.block_size() as u64;
     let inner = dims.first().copied().unwrap_or(1);
     if inner % bs != 0 {
@@ -41,4 +42,21 @@ pub(crate) fn byte_size(ty: GgmlType, dims: &[u64]) -> Option<u64> {
     dims.iter()
         .skip(1)
         .try_fold(row, |acc, &d| acc.checked_mul(d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(byte_size(GgmlType::F32, &[3, 2]), Some(24));
+        assert_eq!(byte_size(GgmlType::Q4_0, &[64, 3]), Some(2 * 18 * 3));
+        assert_eq!(byte_size(GgmlType::Q6_K, &[256]), Some(210));
+        assert_eq!(byte_size(GgmlType::F16, &[]), Some(2)); // 0-d: one element
+        assert_eq!(byte_size(GgmlType::Q4_0, &[48]), None); // not whole blocks
+        assert_eq!(byte_size(GgmlType::F32, &[1 << 62, 2]), None);
+        // Zero bytes, but 2^64 elements: rejected rather than overflowing n_elements().
+        assert_eq!(byte_size(GgmlType::Q4_0, &[1 << 32, 1 << 32, 0]), None);
+    }
 }
