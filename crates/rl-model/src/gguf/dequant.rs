@@ -137,10 +137,13 @@ fn scale_min_k4(j: usize, s: &[u8]) -> (f32, f32) {
     (f32::from(sc), f32::from(m))
 }
 
-/// Q4_K: super-blocks of 256 elements in 144 bytes: `d: f16`, `dmin: f16`, `scales: [u8; 12]`
-/// (8 six-bit scale/min pairs, see [`scale_min_k4`]), `qs: [u8; 128]`. Sub-block `j` holds 32
-/// elements; its 4-bit values are the low (`j` even) or high (`j` odd) nibbles of
-/// `qs[32·(j/2)..][..32]`. `y = (d · sc_j) · q − dmin · m_j`.
+/// Q4_K: super-blocks of 256 elements in 144 bytes: `d: f16`, `dmin: f16`, `scales: [u8; 12]`,
+/// `qs: [u8; 128]`. `scales` packs 8 six-bit (scale, min) pairs: pairs 0–3 in the low 6 bits of
+/// bytes 0–3 (scales) and 4–7 (mins); pairs 4–7 have their low 4 bits in bytes 8–11 (scale in
+/// the low nibble, min in the high) and their top 2 bits in the top 2 bits of bytes 0–3
+/// (scales) and 4–7 (mins). Sub-block `j` holds 32 elements; its 4-bit values are the low
+/// (`j` even) or high (`j` odd) nibbles of `qs[32·(j/2)..][..32]`.
+/// `y = (d · sc_j) · q − dmin · m_j`.
 pub fn q4_k(data: &[u8]) -> Vec<f32> {
     const QK_K: usize = 256;
     let mut out = Vec::with_capacity(data.len() / 144 * QK_K);
