@@ -11,9 +11,10 @@ TORCH := scripts/with-torch.sh
 train: build
 	$(TORCH) target/release/rl train $(CONFIG) $(ARGS)
 
-## test: build and run the whole test suite (unit, integration, end-to-end, TensorBoard read-back)
+## test: build and run the whole test suite (unit, integration, end-to-end, TensorBoard read-back);
+## first fetches the SmolLM2-135M GGUF test model into the cache (scripts/fetch-model.sh, once)
 test:
-	$(TORCH) cargo test --workspace --all-targets
+	gguf=$$(scripts/fetch-model.sh) && RL_SMOLLM2_GGUF="$$gguf" $(TORCH) cargo test --workspace --all-targets
 
 ## lint: formatting and clippy, warnings as errors
 lint:

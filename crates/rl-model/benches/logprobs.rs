@@ -2,7 +2,7 @@
 //! scores `batch × seq` tokens; prints one JSON line with the median time, tokens/s and device
 //! memory. `benches/logprobs_vs_torch.py` runs it beside a naive PyTorch eager version.
 //!
-//! `cargo bench -p rl-model --bench logprobs -- [--batch 64] [--seq 512] [--device cuda]
+//! `cargo bench -p rl-model --bench logprobs -- [--batch 64] [--seq 512] [--device auto|cpu|cuda]
 //!  [--dtype bf16] [--reps 5] [--chunk 4096] [--config config.json]`
 
 #![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
@@ -32,7 +32,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--help") {
         println!(
-            "options: --batch N --seq N --device cpu|cuda --dtype f32|bf16 --reps N --chunk N --config FILE"
+            "options: --batch N --seq N --device auto|cpu|cuda --dtype f32|bf16 --reps N --chunk N --config FILE"
         );
         return;
     }
@@ -40,9 +40,10 @@ fn main() {
     let seq: i64 = arg(&args, "--seq", 512);
     let reps: usize = arg(&args, "--reps", 5);
     let chunk: i64 = arg(&args, "--chunk", rl_model::logprobs::DEFAULT_CHUNK_TOKENS);
-    let device = match arg(&args, "--device", String::from("cuda")).as_str() {
+    let device = match arg(&args, "--device", String::from("auto")).as_str() {
         "cpu" => Device::Cpu,
-        _ => Device::Cuda(0),
+        "cuda" => Device::Cuda(0),
+        _ => Device::cuda_if_available(),
     };
     let kind = match arg(&args, "--dtype", String::from("bf16")).as_str() {
         "f32" => Kind::Float,

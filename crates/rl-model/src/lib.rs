@@ -1,12 +1,13 @@
 //! Policy models of `rl` on libtorch (tch): transformer LMs (one file per architecture under
-//! `arch/`: Llama family, Qwen2, GPT-2), HF checkpoint loading, chunked per-token log-probs, device and precision resolution,
-//! and the probes behind `rl doctor`.
+//! `arch/`: Llama family, Qwen2, GPT-2), HF and GGUF checkpoint loading, HF export, scalar heads,
+//! chunked per-token log-probs, device and precision resolution, and the probes behind `rl doctor`.
 
 pub mod arch;
 pub mod cuda_driver;
 pub mod device;
 mod error;
 pub mod export;
+pub mod gguf;
 pub mod heads;
 pub mod hf;
 pub mod logprobs;
