@@ -38,6 +38,42 @@ fn converted_models_load_in_transformers_with_the_same_logprobs() {
 }
 
 #[test]
+fn smollm2_from_gguf_converts_to_an_hf_directory_transformers_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gguf = common::smollm2_gguf();
+    let out = tmp.path().join("smollm2");
+    let run = rl(
+        tmp.path(),
+        &[
+            "convert",
+            gguf.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--dtype",
+            "f32",
+        ],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let reference = repo().join("crates/rl-model/tests/fixtures/smollm2/reference.json");
+    let check = std::process::Command::new(python())
+        .arg(repo().join("tests/support/check_hf_export.py"))
+        .arg(&out)
+        .arg(reference)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "transformers could not load the export: {}",
+        stderr(&check)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    let err = result["max_abs_err"].as_f64().unwrap();
+    assert!(
+        err < 1e-3,
+        "exported SmolLM2 differs from transformers' GGUF reading by {err:e}"
+    );
+}
+
+#[test]
 fn convert_never_overwrites_and_names_bad_inputs() {
     let tmp = tempfile::tempdir().unwrap();
     let src = repo().join("crates/rl-model/tests/fixtures/models/tiny-llama");

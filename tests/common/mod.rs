@@ -35,6 +35,25 @@ pub fn python() -> PathBuf {
     python
 }
 
+/// The SmolLM2-135M-Instruct GGUF (`RL_SMOLLM2_GGUF`, which `make test` sets, else the cache
+/// path scripts/fetch-model.sh uses).
+pub fn smollm2_gguf() -> PathBuf {
+    let path = std::env::var_os("RL_SMOLLM2_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            home.join(".cache/rl/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    assert!(
+        path.is_file(),
+        "no SmolLM2 GGUF at {}: run scripts/fetch-model.sh or `make test`",
+        path.display()
+    );
+    path
+}
+
 /// Runs `rl` with `args` in `cwd`.
 pub fn rl(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rl"))

