@@ -67,6 +67,40 @@ def reference(model, ids, mask):
     return target.masked_fill(~valid, 0.0), entropy.masked_fill(~valid, 0.0), valid
 
 
+def reward_model() -> None:
+    """A one-label sequence classifier (reward model / critic layout): per-token values and the
+    score at each row's last real token. Real tokens avoid the pad id, as transformers finds the
+    last token by comparing with it."""
+    config = transformers.LlamaConfig(**COMMON, tie_word_embeddings=False, num_labels=1, pad_token_id=0)
+    torch.manual_seed(3000)
+    model = transformers.AutoModelForSequenceClassification.from_config(config, torch_dtype=torch.float32).eval()
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            p.uniform_(0.5, 1.5) if "norm" in pname else p.normal_(0.0, 0.25 if p.dim() > 1 else 0.1)
+    out = OUT / "tiny-llama-rm"
+    model.save_pretrained(out, safe_serialization=True)
+    ids, mask = batch(4000)
+    ids = torch.where(mask.bool(), ids.clamp(min=1), torch.zeros_like(ids))
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        rewards = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, 0]
+        hidden = model.model(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
+        values = model.score(hidden)[..., 0].masked_fill(~mask.bool(), 0.0)
+    (out / "reference.json").write_text(
+        json.dumps(
+            {
+                "transformers": transformers.__version__,
+                "input_ids": ids.tolist(),
+                "attention_mask": mask.tolist(),
+                "values": values.tolist(),
+                "rewards": rewards.tolist(),
+            }
+        )
+    )
+    (out / "generation_config.json").unlink(missing_ok=True)
+    print(f"tiny-llama-rm -> {out}")
+
+
 def main() -> None:
     for i, (name, config) in enumerate(MODELS.items()):
         torch.manual_seed(1000 + i)
@@ -102,3 +136,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    reward_model()

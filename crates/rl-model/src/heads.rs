@@ -53,7 +53,7 @@ impl ScalarModel {
 
     /// A new critic or reward model initialised from `policy`'s backbone, with a fresh head.
     pub fn from_policy(policy: &LoadedModel, device: Device) -> Result<Self, ModelError> {
-        let (mut vs, backbone, score) = Self::build(&policy.config, device)?;
+        let (vs, backbone, score) = Self::build(&policy.config, device)?; // f32: heads train in f32
         let source = policy.vs.variables();
         tch::no_grad(|| -> Result<(), ModelError> {
             for (name, mut var) in vs.variables() {
@@ -63,16 +63,6 @@ impl ScalarModel {
             }
             Ok(())
         })?;
-        vs.set_kind(
-            policy
-                .vs
-                .root()
-                .device()
-                .is_cuda()
-                .then_some(Kind::BFloat16)
-                .unwrap_or(Kind::Float),
-        );
-        vs.float(); // heads train in f32; callers cast for inference
         Ok(Self {
             backbone,
             score,
