@@ -74,6 +74,38 @@ fn smollm2_from_gguf_converts_to_an_hf_directory_transformers_loads() {
 }
 
 #[test]
+fn the_builtin_name_resolves_to_the_fetched_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = rl(
+        tmp.path(),
+        &[
+            "--json",
+            "convert",
+            "smollm2-135m-instruct",
+            "out",
+            "--dtype",
+            "bf16",
+        ],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["parameters"], 134_515_008, "SmolLM2-135M");
+    let empty_cache = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rl"))
+        .args(["convert", "smollm2-135m-instruct", "out2"])
+        .current_dir(tmp.path())
+        .env("RL_CACHE", empty_cache.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is not downloaded") && stderr(&out).contains("fetch-model.sh"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn convert_never_overwrites_and_names_bad_inputs() {
     let tmp = tempfile::tempdir().unwrap();
     let src = repo().join("crates/rl-model/tests/fixtures/models/tiny-llama");

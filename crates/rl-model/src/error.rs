@@ -28,10 +28,20 @@ pub enum ModelError {
         model_type: String,
     },
     /// Nothing by that name.
-    #[error("no model {name:?}: expected a built-in name, an HF model directory or a .gguf file")]
+    #[error(
+        "no model {name:?}: expected a built-in name (smollm2-135m-instruct), an HF model directory or a .gguf file"
+    )]
     NotFound {
         /// What was asked for.
         name: String,
+    },
+    /// A built-in model that has not been downloaded yet.
+    #[error("built-in model {name:?} is not downloaded (expected at {}); run scripts/fetch-model.sh (any `make` target does)", path.display())]
+    NotFetched {
+        /// The name.
+        name: String,
+        /// Where it should be.
+        path: PathBuf,
     },
     /// The path is neither a model directory nor a model file.
     #[error("{} is not a model: expected an HF directory (config.json + *.safetensors) or a .gguf file", path.display())]

@@ -1,27 +1,60 @@
-//! Resolving what the user names as a model — an HF directory, a `.gguf` file or a built-in name —
+//! Resolving what the user names as a model — a built-in name, an HF directory or a `.gguf` file —
 //! and loading it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tch::{Device, Kind};
 
 use crate::{ModelError, hf};
 
-/// Loads the model `name` — an HF directory or a `.gguf` file — onto `device` in precision `kind`.
-pub fn load(name: &str, device: Device, kind: Kind) -> Result<hf::LoadedModel, ModelError> {
-    let path = Path::new(name);
-    if path.is_dir() {
-        return hf::load_dir(path, device, kind);
-    }
-    if path.is_file() && path.extension().is_some_and(|e| e == "gguf") {
-        return crate::gguf_model::load_gguf(path, device, kind);
-    }
-    if !path.exists() {
-        return Err(ModelError::NotFound {
-            name: name.to_owned(),
+/// Built-in models: name → file in the model cache (`scripts/fetch-model.sh` puts it there).
+pub const BUILTIN: &[(&str, &str)] =
+    &[("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")];
+
+/// The model cache: `$RL_CACHE/models`, default `~/.cache/rl/models`.
+pub fn cache_dir() -> PathBuf {
+    let root = std::env::var_os("RL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            home.join(".cache/rl")
         });
+    root.join("models")
+}
+
+/// The file or directory `name` refers to: a built-in name's cached file, else the path itself.
+pub fn resolve(name: &str) -> Result<PathBuf, ModelError> {
+    if let Some((_, file)) = BUILTIN.iter().find(|(n, _)| *n == name) {
+        let path = cache_dir().join(file);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(ModelError::NotFetched {
+                name: name.to_owned(),
+                path,
+            })
+        };
     }
-    Err(ModelError::NotAModel {
-        path: path.to_owned(),
-    })
+    let path = Path::new(name);
+    if path.exists() {
+        Ok(path.to_owned())
+    } else {
+        Err(ModelError::NotFound {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// Loads the model `name` — built-in name, HF directory or `.gguf` file — onto `device` in `kind`.
+pub fn load(name: &str, device: Device, kind: Kind) -> Result<hf::LoadedModel, ModelError> {
+    let path = resolve(name)?;
+    if path.is_dir() {
+        return hf::load_dir(&path, device, kind);
+    }
+    if path.extension().is_some_and(|e| e == "gguf") {
+        return crate::gguf_model::load_gguf(&path, device, kind);
+    }
+    Err(ModelError::NotAModel { path })
 }
