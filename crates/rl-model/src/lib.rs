@@ -16,6 +16,7 @@ pub mod mask;
 pub mod probe;
 pub mod rope;
 pub mod source;
+pub mod tokenizer;
 
 pub use device::{DeviceError, resolve_device, resolve_kind};
 pub use error::ModelError;
