@@ -13,7 +13,9 @@ train: build
 
 ## test: build and run the whole test suite (unit, integration, end-to-end, TensorBoard read-back);
 ## first fetches the SmolLM2-135M GGUF test model into the cache (scripts/fetch-model.sh, once)
+## and saves its tokenizer as an HF directory there (scripts/parity/make_tokenizer_reference.py)
 test:
+	$(TORCH) python scripts/parity/make_tokenizer_reference.py >/dev/null
 	gguf=$$(scripts/fetch-model.sh) && RL_SMOLLM2_GGUF="$$gguf" $(TORCH) cargo test --workspace --all-targets
 
 ## lint: formatting and clippy, warnings as errors
