@@ -1,4 +1,4 @@
-//! Rotary position embeddings (Su et al. 2021, https://arxiv.org/abs/2104.09864) in the
+//! Rotary position embeddings (Su et al. 2021, <https://arxiv.org/abs/2104.09864>) in the
 //! "rotate half" layout HF checkpoints use, with Llama-3 frequency scaling.
 
 use serde::Deserialize;

@@ -73,7 +73,31 @@ fn edit_json(path: &Path, edit: impl FnOnce(&mut Value)) {
 
 #[test]
 fn ids_and_offsets_match_transformers_on_the_corpus() {
-    let tok = smollm2();
+    check_corpus(&smollm2());
+}
+
+/// The same tokenizer rebuilt from the GGUF's own metadata must agree just as exactly.
+#[test]
+fn the_tokenizer_rebuilt_from_gguf_matches_transformers() {
+    let gguf = std::env::var_os("RL_SMOLLM2_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| rl_model::source::cache_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf"));
+    assert!(
+        gguf.is_file(),
+        "no SmolLM2 GGUF at {}: run scripts/fetch-model.sh",
+        gguf.display()
+    );
+    let tok = Tokenizer::from_gguf_file(&gguf).unwrap();
+    let from_dir = smollm2();
+    assert_eq!(
+        (tok.bos_id(), tok.eos_id(), tok.pad_id()),
+        (from_dir.bos_id(), from_dir.eos_id(), from_dir.pad_id())
+    );
+    check_corpus(&tok);
+    check_chats(&tok);
+}
+
+fn check_corpus(tok: &Tokenizer) {
     let reference = reference();
     let corpus = reference["encodings"].as_array().unwrap();
     assert!(corpus.len() >= 40, "corpus too small: {}", corpus.len());
@@ -204,7 +228,10 @@ fn special_tokens_match_transformers() {
 
 #[test]
 fn chat_renders_match_transformers() {
-    let tok = smollm2();
+    check_chats(&smollm2());
+}
+
+fn check_chats(tok: &Tokenizer) {
     let chats = reference()["chats"].as_array().unwrap().clone();
     assert!(chats.len() >= 8);
     for chat in &chats {

@@ -126,4 +126,12 @@ pub enum TokenizerError {
         /// The template's own message, e.g. "Conversation roles must alternate user/assistant".
         message: String,
     },
+    /// A GGUF file's tokenizer cannot be rebuilt.
+    #[error("the tokenizer in {}: {message}", path.display())]
+    Gguf {
+        /// The GGUF file.
+        path: PathBuf,
+        /// What is missing or unsupported.
+        message: String,
+    },
 }

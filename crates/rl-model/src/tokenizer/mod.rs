@@ -4,6 +4,7 @@
 
 mod chat;
 mod error;
+mod gguf;
 mod hf_dir;
 mod pyjson;
 mod specials;
