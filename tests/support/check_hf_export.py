@@ -1,5 +1,7 @@
 """Loads an HF directory written by `rl convert` with transformers and checks its per-token
-log-probs against the reference values stored beside the source fixture. Prints the max error."""
+log-probs against the reference values stored beside the source fixture; where the reference
+holds the texts, also that transformers' tokenizer loaded from the export gives the same ids and
+that the exported chat template renders. Prints the max error and the tokenizer verdict."""
 
 import json
 import sys
@@ -19,7 +21,17 @@ def main(model_dir: str, reference_path: str) -> None:
     logp = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
     valid = torch.tensor(ref["valid"]).bool()
     err = (logp - torch.tensor(ref["logprobs"])).abs().masked_fill(~valid, 0).max().item()
-    print(json.dumps({"max_abs_err": err}))
+    result = {"max_abs_err": err}
+    if "texts" in ref:
+        tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+        rows = [[t for t, m in zip(r, mk) if m] for r, mk in zip(ref["input_ids"], ref["attention_mask"])]
+        result["tokenizer_ids_equal"] = all(
+            tok(text, add_special_tokens=False)["input_ids"] == row for text, row in zip(ref["texts"], rows)
+        )
+        chat = tok.apply_chat_template([{"role": "user", "content": ref["texts"][0]}], tokenize=False, add_generation_prompt=True)
+        result["chat_equal"] = chat == ref["texts"][-1]
+        result["eos_token"] = tok.eos_token
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

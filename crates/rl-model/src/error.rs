@@ -88,6 +88,9 @@ pub enum ModelError {
     /// A GGUF file could not be read.
     #[error(transparent)]
     Gguf(crate::gguf::GgufError),
+    /// The model's tokenizer could not be loaded or used.
+    #[error(transparent)]
+    Tokenizer(#[from] crate::tokenizer::TokenizerError),
     /// libtorch raised an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use tch::{Kind, Tensor};
 
-use crate::{ModelError, hf::LoadedModel};
+use crate::{ModelError, hf::LoadedModel, tokenizer::Tokenizer};
 
 /// Files copied from the source directory when present.
 pub const SIDE_FILES: &[&str] = &[
@@ -62,11 +62,47 @@ pub fn save_hf_dir(model: &LoadedModel, out: &Path, kind: Kind) -> Result<(), Mo
     let text = serde_json::to_string_pretty(&config).unwrap_or_default();
     std::fs::write(&config_path, text + "\n").map_err(io(&config_path))?;
 
+    if model.source.extension().is_some_and(|e| e == "gguf") {
+        write_gguf_tokenizer(&model.source, out)?;
+    }
     for name in SIDE_FILES {
         let src = model.source.join(name);
         if src.is_file() {
             std::fs::copy(&src, out.join(name)).map_err(io(&src))?;
         }
+    }
+    Ok(())
+}
+
+/// Writes the tokenizer of a GGUF source as HF files: `tokenizer.json`, `tokenizer_config.json`
+/// (special tokens, chat template) and `generation_config.json` (stop ids).
+fn write_gguf_tokenizer(gguf: &Path, out: &Path) -> Result<(), ModelError> {
+    let tok = Tokenizer::from_gguf_file(gguf)?;
+    let path = out.join("tokenizer.json");
+    tok.inner().save(&path, false).map_err(|e| ModelError::Io {
+        path: path.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let specials = tok.special_tokens();
+    let mut config = serde_json::json!({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": specials.bos, "eos_token": specials.eos, "pad_token": specials.pad, "unk_token": specials.unk,
+        "add_bos_token": specials.add_bos,
+        "clean_up_tokenization_spaces": false,
+    });
+    if let Ok(template) = tok.chat_template() {
+        config["chat_template"] = template.source().into();
+    }
+    let generation = serde_json::json!({
+        "bos_token_id": tok.bos_id(), "eos_token_id": tok.eos_ids(), "pad_token_id": tok.pad_id(),
+    });
+    for (name, json) in [
+        ("tokenizer_config.json", config),
+        ("generation_config.json", generation),
+    ] {
+        let path = out.join(name);
+        let text = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
+        std::fs::write(&path, text).map_err(|source| ModelError::Io { path, source })?;
     }
     Ok(())
 }

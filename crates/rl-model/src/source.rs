@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use tch::{Device, Kind};
 
-use crate::{ModelError, hf};
+use crate::{ModelError, hf, tokenizer::Tokenizer};
 
 /// Built-in models: name → file in the model cache (`scripts/fetch-model.sh` puts it there).
 pub const BUILTIN: &[(&str, &str)] =
@@ -57,4 +57,15 @@ pub fn load(name: &str, device: Device, kind: Kind) -> Result<hf::LoadedModel, M
         return crate::gguf_model::load_gguf(&path, device, kind);
     }
     Err(ModelError::NotAModel { path })
+}
+
+/// The tokenizer (with chat template) of the model `name`: `tokenizer.json` and its configs from
+/// an HF directory, or the metadata of a `.gguf` file.
+pub fn load_tokenizer(name: &str) -> Result<Tokenizer, ModelError> {
+    let path = resolve(name)?;
+    if path.is_dir() {
+        Ok(Tokenizer::from_dir(&path)?)
+    } else {
+        Ok(Tokenizer::from_gguf_file(&path)?)
+    }
 }
