@@ -272,9 +272,8 @@ fn a_device_this_machine_lacks_is_refused_before_anything_is_written() {
 fn subcommands_that_are_not_built_yet_say_so() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = default_config();
-    let cases: [&[&str]; 5] = [
+    let cases: [&[&str]; 4] = [
         &["generate", "--model", "m", "--prompt", "hi"],
-        &["logprobs", "--model", "m", "--text", "hi"],
         &["eval", &cfg],
         &["reward-server", &cfg],
         &["rollout-worker", &cfg],

@@ -29,7 +29,7 @@ pub enum Command {
     Train(TrainArgs),
     /// Sample completions from a model. [not yet available: comes with the generation engine]
     Generate(GenerateArgs),
-    /// Print per-token log-probabilities of a text under a model, as JSON. [not yet available: issue #3]
+    /// Print per-token log-probabilities (and entropies) of a text under a model, as JSON.
     Logprobs(LogprobsArgs),
     /// Convert a model (HF directory; GGUF next) into an HF safetensors directory that transformers loads.
     Convert(ConvertArgs),
@@ -86,7 +86,7 @@ pub struct GenerateArgs {
 /// `rl logprobs`.
 #[derive(Debug, Args)]
 pub struct LogprobsArgs {
-    /// Model: built-in name, HF directory or .gguf file.
+    /// Model: built-in name (smollm2-135m-instruct), HF directory or .gguf file.
     #[arg(long)]
     pub model: String,
     /// Text to score.
@@ -95,9 +95,15 @@ pub struct LogprobsArgs {
     /// File whose contents are scored.
     #[arg(long)]
     pub file: Option<PathBuf>,
-    /// Apply the model's chat template (the text as one user turn) first.
+    /// Render the text as one user turn with the model's chat template first.
     #[arg(long)]
     pub chat: bool,
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Precision: auto (bf16 on CUDA, f32 on CPU), f32, bf16 or f16.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "bf16", "f16"])]
+    pub dtype: String,
 }
 
 /// `rl convert`.

@@ -1,7 +1,7 @@
 //! Console output: `tracing` logs (human or JSON lines, on stderr) and progress bars that hide
 //! themselves under `--quiet`, `--json` or when stderr is not a terminal.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing_subscriber::EnvFilter;
@@ -49,5 +49,15 @@ impl Console {
         bar.set_style(style);
         bar.set_prefix(what.to_owned());
         bar
+    }
+}
+
+/// Writes `text` and a newline to stdout. A closed pipe (`rl ... | head`) ends the output
+/// quietly instead of failing.
+pub fn out(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }

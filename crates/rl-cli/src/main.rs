@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             "generate",
             "the generation engine (rl-rollout), after issue #3",
         ),
-        Command::Logprobs(_) => refuse("logprobs", "the policy model, issue #3"),
+        Command::Logprobs(args) => commands::logprobs::run(args, console),
         Command::Convert(args) => commands::convert::run(args, console),
         Command::Eval(_) => refuse("eval", "the training loop, after issue #3"),
         Command::RewardServer(_) => {
@@ -56,6 +56,7 @@ fn main() -> ExitCode {
 /// 2 when the user's input (config, arguments) is at fault, 1 otherwise.
 fn exit_code(err: &anyhow::Error) -> u8 {
     let bad_input = err.downcast_ref::<rl_core::ConfigError>().is_some()
+        || err.downcast_ref::<commands::UsageError>().is_some()
         || err.downcast_ref::<rl_runtime::RunDirError>().is_some()
         || err.downcast_ref::<rl_model::DeviceError>().is_some()
         || err

@@ -29,17 +29,16 @@ pub fn run(args: ConvertArgs, console: Console) -> anyhow::Result<()> {
         .sum();
     info!(out = %args.out_dir.display(), params, seconds = start.elapsed().as_secs_f64(), "written");
     if console.json {
-        println!(
-            "{}",
-            json!({ "out_dir": args.out_dir, "arch": model.config.name(), "parameters": params, "dtype": args.dtype })
-        );
+        crate::console::out(
+            json!({ "out_dir": args.out_dir, "arch": model.config.name(), "parameters": params, "dtype": args.dtype }),
+        )?;
     } else if !console.quiet {
-        println!(
+        crate::console::out(format!(
             "wrote {} ({} parameters, {})",
             args.out_dir.display(),
             params,
             args.dtype
-        );
+        ))?;
     }
     Ok(())
 }

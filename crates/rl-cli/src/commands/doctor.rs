@@ -17,9 +17,9 @@ pub fn run(console: Console) -> anyhow::Result<()> {
     });
     bar.finish_and_clear();
     if console.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::console::out(serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", render(&report));
+        crate::console::out(render(&report).trim_end())?;
     }
     if !report.ok() {
         bail!(

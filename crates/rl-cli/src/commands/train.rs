@@ -82,15 +82,18 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
             "learner_device": device_name(learner_device),
             "config": config,
         });
-        println!("{summary}");
+        crate::console::out(summary)?;
     } else if !console.quiet {
-        println!("run directory: {}", dir.path().display());
+        crate::console::out(format!("run directory: {}", dir.path().display()))?;
         let logdir = dir
             .path()
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        println!("watch it with: tensorboard --logdir {}", logdir.display());
+        crate::console::out(format!(
+            "watch it with: tensorboard --logdir {}",
+            logdir.display()
+        ))?;
     }
     Ok(())
 }
