@@ -101,3 +101,41 @@ fn a_corrupt_weights_file_is_named() {
         .unwrap();
     assert!(matches!(err, ModelError::Weights { .. }), "{err}");
 }
+
+/// A checkpoint split over two shards with `model.safetensors.index.json` loads to the same model.
+#[test]
+fn sharded_checkpoints_load_through_their_index() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/tiny-llama");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(src.join("config.json"), dir.path().join("config.json")).unwrap();
+    let tensors = Tensor::read_safetensors(src.join("model.safetensors")).unwrap();
+    let (first, second) = tensors.split_at(tensors.len() / 2);
+    let mut weight_map = serde_json::Map::new();
+    for (file, part) in [
+        ("model-00001-of-00002.safetensors", first),
+        ("model-00002-of-00002.safetensors", second),
+    ] {
+        Tensor::write_safetensors(part, dir.path().join(file)).unwrap();
+        for (name, _) in part {
+            weight_map.insert(name.clone(), file.into());
+        }
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+
+    let sharded = hf::load_dir(dir.path(), Device::Cpu, Kind::Float).unwrap();
+    let whole = hf::load_dir(&src, Device::Cpu, Kind::Float).unwrap();
+    let ids = Tensor::from_slice(&[3i64, 14, 15, 92, 65]).reshape([1, 5]);
+    let mask = ids.ones_like();
+    let (a, b) = tch::no_grad(|| {
+        (
+            sharded.model.hidden_states(&ids, &mask),
+            whole.model.hidden_states(&ids, &mask),
+        )
+    });
+    assert!(a.equal(&b), "sharded and single-file loads differ");
+}
