@@ -9,6 +9,7 @@ TORCH := scripts/with-torch.sh
 
 ## train: run `rl train $(CONFIG) $(ARGS)` (the default run) with a release build
 train: build
+	scripts/fetch-model.sh >/dev/null
 	$(TORCH) target/release/rl train $(CONFIG) $(ARGS)
 
 ## test: build and run the whole test suite (unit, integration, end-to-end, TensorBoard read-back);

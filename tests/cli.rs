@@ -79,6 +79,10 @@ fn train_on_the_default_config_fills_a_run_directory() {
     let config_text = events["texts"]["config"][0][1].as_str().unwrap();
     assert!(config_text.contains("[algorithm]"), "{config_text}");
     assert!(events["scalars"]["time/setup_s"][0][1].as_f64().unwrap() >= 0.0);
+    assert_eq!(
+        events["scalars"]["model/parameters"][0][1], 134_515_008.0,
+        "SmolLM2-135M loaded"
+    );
     let jsonl = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert!(jsonl.contains("\"time/setup_s\""), "{jsonl}");
     // Honest about how far it got.
@@ -102,6 +106,8 @@ fn json_mode_prints_a_machine_readable_summary() {
     assert_eq!(summary["run_dir"], "r");
     assert_eq!(summary["status"], "setup_complete");
     assert_eq!(summary["config"]["algorithm"]["name"], "grpo");
+    assert_eq!(summary["model"]["arch"], "llama");
+    assert_eq!(summary["model"]["vocab_size"], 49152);
     for line in stderr(&out).lines() {
         serde_json::from_str::<serde_json::Value>(line)
             .unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
@@ -262,6 +268,29 @@ fn a_device_this_machine_lacks_is_refused_before_anything_is_written() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("placement.learner_device = \"cuda:7\""),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!tmp.path().join("r").exists());
+}
+
+#[test]
+fn a_model_that_is_not_there_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = rl(
+        tmp.path(),
+        &[
+            "train",
+            &default_config(),
+            "--run-dir",
+            "r",
+            "--set",
+            "model.path=no/such/model",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no model \"no/such/model\""),
         "{}",
         stderr(&out)
     );

@@ -1,6 +1,7 @@
 //! `rl train CONFIG`: load and validate the config, place the roles on devices, open the run
-//! directory and its metric sinks. The training stages (sample → score → prepare → update → sync)
-//! plug in here as they land; until then the run stops, truthfully, after setup.
+//! directory and its metric sinks, load the policy and its tokenizer. The training stages
+//! (sample → score → prepare → update → sync) plug in here as they land; until then the run
+//! stops, truthfully, after setup.
 
 use std::{
     path::{Path, PathBuf},
@@ -36,6 +37,7 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     let rollout_device = resolve_device(p.rollout_device, "placement.rollout_device")?;
     let learner_device = resolve_device(p.learner_device, "placement.learner_device")?;
     let kind = resolve_kind(config.model.dtype, rollout_device);
+    rl_model::source::resolve(&config.model.path)?; // a missing model, too, before anything is written
 
     let dir = RunDir::open(&path, args.resume)?;
     let toml = config.to_toml();
@@ -54,8 +56,38 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
         .map(|l| format!("    {l}"))
         .collect::<Vec<_>>()
         .join("\n");
+
+    let bar = console.progress(2, "loading");
+    bar.set_message(format!("tokenizer of {}", config.model.path));
+    let tokenizer = rl_model::load_tokenizer(&config.model.path)?;
+    bar.inc(1);
+    bar.set_message(format!(
+        "policy {} on {}",
+        config.model.path,
+        device_name(rollout_device)
+    ));
+    let load_start = Instant::now();
+    let policy = rl_model::load(&config.model.path, rollout_device, kind)?;
+    bar.finish_and_clear();
+    let parameters: i64 = policy
+        .vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum();
+    info!(
+        model = %config.model.path,
+        arch = policy.config.name(),
+        parameters,
+        vocab = tokenizer.vocab_size(),
+        seconds = load_start.elapsed().as_secs_f64(),
+        "policy loaded"
+    );
+
     let setup = StepMetrics::default()
         .text("config", config_text)
+        .scalar("model/parameters", parameters as f64)
+        .scalar("time/model_load_s", load_start.elapsed().as_secs_f64())
         .scalar("time/setup_s", started.elapsed().as_secs_f64());
     metrics.write(0, &setup)?;
     metrics.flush()?;
@@ -70,8 +102,9 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
         steps = config.run.steps,
         "placement resolved"
     );
-    let status = "setup complete; the training stages (model, rollouts, rewards, updates) are not \
-                  implemented yet and arrive with issue #3 onwards, so the run stops here";
+    let status = "setup complete (config, run directory, metrics, policy and tokenizer loaded); the \
+                  training stages (rollouts, rewards, updates) are not implemented yet and arrive \
+                  with the next issues, so the run stops here";
     warn!("{status}");
     if console.json {
         let summary = json!({
@@ -80,6 +113,13 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
             "steps_done": 0,
             "rollout_device": device_name(rollout_device),
             "learner_device": device_name(learner_device),
+            "model": {
+                "path": config.model.path,
+                "arch": policy.config.name(),
+                "parameters": parameters,
+                "vocab_size": tokenizer.vocab_size(),
+                "dtype": format!("{kind:?}"),
+            },
             "config": config,
         });
         crate::console::out(summary)?;
