@@ -252,49 +252,23 @@ fn an_unwritable_run_directory_is_named_with_the_fix() {
 }
 
 #[test]
-fn a_device_this_machine_lacks_is_refused_before_anything_is_written() {
+fn what_this_machine_lacks_is_refused_before_anything_is_written() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = rl(
-        tmp.path(),
-        &[
-            "train",
-            &default_config(),
-            "--run-dir",
-            "r",
-            "--set",
+    let cases = [
+        (
             "placement.learner_device=cuda:7",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("placement.learner_device = \"cuda:7\""),
-        "{}",
-        stderr(&out)
-    );
-    assert!(!tmp.path().join("r").exists());
-}
-
-#[test]
-fn a_model_that_is_not_there_is_refused_before_anything_is_written() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = rl(
-        tmp.path(),
-        &[
-            "train",
-            &default_config(),
-            "--run-dir",
-            "r",
-            "--set",
-            "model.path=no/such/model",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("no model \"no/such/model\""),
-        "{}",
-        stderr(&out)
-    );
-    assert!(!tmp.path().join("r").exists());
+            "placement.learner_device = \"cuda:7\"",
+        ),
+        ("model.path=no/such/model", "no model \"no/such/model\""),
+    ];
+    for (set, needle) in cases {
+        let args = ["train", &default_config(), "--run-dir", "r", "--set", set];
+        fails(tmp.path(), &args, 2, &[needle]);
+        assert!(
+            !tmp.path().join("r").exists(),
+            "--set {set} left a run directory"
+        );
+    }
 }
 
 #[test]

@@ -34,10 +34,15 @@ pub fn load_gguf(path: &Path, device: Device, kind: Kind) -> Result<LoadedModel,
         message: format!("{e:?}"),
     })?;
     let arch = gguf.metadata().get_str("general.architecture")?.to_owned();
-    let (heads, kv_heads) = match &config {
-        ArchConfig::Llama(cfg) => (cfg.num_attention_heads, cfg.kv_heads()),
-        ArchConfig::Gpt2(_) => unreachable_arch(path)?,
+    // hf_config only describes Llama-family models.
+    let ArchConfig::Llama(llama) = &config else {
+        let message = "GGUF files are read as Llama-family models only".into();
+        return Err(ModelError::Config {
+            path: path.to_owned(),
+            message,
+        });
     };
+    let (heads, kv_heads) = (llama.num_attention_heads, llama.kv_heads());
     let mut variables: Vec<_> = vs.variables().into_iter().collect();
     variables.sort_by(|a, b| a.0.cmp(&b.0));
     tch::no_grad(|| -> Result<(), ModelError> {
@@ -74,13 +79,6 @@ pub fn load_gguf(path: &Path, device: Device, kind: Kind) -> Result<LoadedModel,
         config,
         config_json,
         source: path.to_owned(),
-    })
-}
-
-fn unreachable_arch<T>(path: &Path) -> Result<T, ModelError> {
-    Err(ModelError::Config {
-        path: path.to_owned(),
-        message: "GGUF files hold Llama-family models only".into(),
     })
 }
 
