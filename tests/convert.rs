@@ -7,7 +7,13 @@ use common::{python, repo, rl, stderr};
 #[test]
 fn converted_models_load_in_transformers_with_the_same_logprobs() {
     let tmp = tempfile::tempdir().unwrap();
-    for name in ["tiny-llama", "tiny-llama3-rope", "tiny-qwen2", "tiny-gpt2"] {
+    for name in [
+        "tiny-llama",
+        "tiny-llama3-rope",
+        "tiny-qwen2",
+        "tiny-mistral",
+        "tiny-gpt2",
+    ] {
         let src = repo()
             .join("crates/rl-model/tests/fixtures/models")
             .join(name);

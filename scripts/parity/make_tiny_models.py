@@ -41,6 +41,7 @@ MODELS = {
         ),
     ),
     "tiny-qwen2": transformers.Qwen2Config(**COMMON, tie_word_embeddings=False),
+    "tiny-mistral": transformers.MistralConfig(**COMMON, tie_word_embeddings=False, sliding_window=8),
     "tiny-gpt2": transformers.GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=64, n_layer=2, n_head=4),
 }
 

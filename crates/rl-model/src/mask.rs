@@ -9,12 +9,17 @@ pub fn positions(attention_mask: &Tensor) -> Tensor {
 }
 
 /// `[b, t]` padding mask (1 = token) → `[b, 1, t, t]` bool, true where query `i` may attend key
-/// `j`: `j <= i` and `j` is a token. Every query also sees itself, so pad rows stay finite (their
-/// outputs are meaningless and must be masked by the caller).
-pub fn causal_padding_mask(attention_mask: &Tensor) -> Tensor {
+/// `j`: `j <= i`, `j` is a token, and with a sliding `window`, `i - j < window` (Mistral). Every
+/// query also sees itself, so pad rows stay finite (their outputs are meaningless and must be
+/// masked by the caller).
+pub fn causal_padding_mask(attention_mask: &Tensor, window: Option<i64>) -> Tensor {
     let t = attention_mask.size()[1];
     let device = attention_mask.device();
-    let causal = Tensor::ones([t, t], (Kind::Bool, device)).tril(0);
+    let ones = Tensor::ones([t, t], (Kind::Bool, device));
+    let causal = match window {
+        Some(w) => ones.tril(0).logical_and(&ones.triu(1 - w)),
+        None => ones.tril(0),
+    };
     let keys = attention_mask.to_kind(Kind::Bool).unsqueeze(1); // [b, 1, t]
     let diag = Tensor::eye(t, (Kind::Bool, device));
     (causal.unsqueeze(0).logical_and(&keys))

@@ -92,3 +92,8 @@ fn chunking_does_not_change_the_result() {
 fn tiny_gpt2_matches_transformers() {
     check("tiny-gpt2", 4096);
 }
+
+#[test]
+fn tiny_mistral_with_a_sliding_window_matches_transformers() {
+    check("tiny-mistral", 4096); // window 8 over 40-token rows
+}

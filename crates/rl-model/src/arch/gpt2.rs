@@ -188,7 +188,7 @@ impl crate::Backbone for Gpt2Model {
         let positions = crate::mask::positions(attention_mask);
         let xs =
             self.wte.forward(input_ids) + self.wpe.forward(&positions).to_kind(self.wte.ws.kind());
-        let mask = crate::mask::causal_padding_mask(attention_mask);
+        let mask = crate::mask::causal_padding_mask(attention_mask, None);
         let xs = self
             .h
             .iter()

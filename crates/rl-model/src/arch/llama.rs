@@ -1,4 +1,4 @@
-//! The Llama family (Llama 2/3, SmolLM2, Mistral without sliding window; Qwen2 via q/k/v bias):
+//! The Llama family (Llama 2/3, SmolLM2, Mistral with its sliding window; Qwen2 via q/k/v bias):
 //! pre-norm decoder blocks of grouped-query attention with RoPE and a SwiGLU MLP, RMSNorm, tied
 //! or separate output head. Weight paths mirror HF checkpoint names.
 
@@ -45,6 +45,9 @@ pub struct Config {
     /// Bias on MLP projections.
     #[serde(default)]
     pub mlp_bias: bool,
+    /// Mistral: each token attends to at most this many tokens (itself included); none = all.
+    #[serde(default)]
+    pub sliding_window: Option<i64>,
 }
 
 fn default_eps() -> f64 {
@@ -90,6 +93,9 @@ impl Config {
             return Err(format!(
                 "num_attention_heads = {heads} must be a positive multiple of num_key_value_heads = {kv}"
             ));
+        }
+        if let Some(w) = self.sliding_window.filter(|&w| w < 1) {
+            return Err(format!("sliding_window = {w} must be at least 1"));
         }
         if self.head_dim() % 2 != 0 {
             return Err(format!(
@@ -250,6 +256,7 @@ pub struct LlamaModel {
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
     inv_freq: Tensor,
+    sliding_window: Option<i64>,
 }
 
 impl LlamaModel {
@@ -275,6 +282,7 @@ impl LlamaModel {
             layers,
             norm,
             inv_freq,
+            sliding_window: cfg.sliding_window,
         })
     }
 }
@@ -284,7 +292,7 @@ impl crate::Backbone for LlamaModel {
         let xs = self.embed_tokens.forward(input_ids);
         let positions = crate::mask::positions(attention_mask);
         let (cos, sin) = rope::tables(&self.inv_freq, &positions, xs.kind());
-        let mask = crate::mask::causal_padding_mask(attention_mask);
+        let mask = crate::mask::causal_padding_mask(attention_mask, self.sliding_window);
         let xs = self
             .layers
             .iter()

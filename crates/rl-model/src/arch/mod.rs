@@ -31,8 +31,15 @@ impl ArchConfig {
             .to_owned();
         let invalid = |e: serde_json::Error| ArchError::Invalid(e.to_string());
         let config = match model_type.as_str() {
-            "llama" | "mistral" => Self::Llama(serde_json::from_value(json).map_err(invalid)?),
-            "qwen2" => Self::Llama(qwen2::config(json).map_err(invalid)?),
+            "mistral" => Self::Llama(serde_json::from_value(json).map_err(invalid)?),
+            "llama" => {
+                let cfg: llama::Config = serde_json::from_value(json).map_err(invalid)?;
+                Self::Llama(llama::Config {
+                    sliding_window: None,
+                    ..cfg
+                })
+            }
+            "qwen2" => Self::Llama(qwen2::config(json).map_err(ArchError::Invalid)?),
             "gpt2" => Self::Gpt2(serde_json::from_value(json).map_err(invalid)?),
             "" => return Err(ArchError::Invalid("no \"model_type\" field".into())),
             _ => return Err(ArchError::Unsupported(model_type)),
