@@ -13,6 +13,7 @@ pub mod heads;
 pub mod hf;
 pub mod logprobs;
 pub mod mask;
+pub mod master;
 pub mod probe;
 pub mod rope;
 pub mod source;
