@@ -21,7 +21,7 @@ pub mod tokenizer;
 
 pub use device::{DeviceError, resolve_device, resolve_kind};
 pub use error::ModelError;
-pub use logprobs::{TokenStats, token_logprobs};
+pub use logprobs::{TokenStats, backward_token_loss, token_logprobs};
 pub use source::{load, load_tokenizer};
 
 /// A transformer stack: final hidden states for a padded batch. Every architecture provides one;

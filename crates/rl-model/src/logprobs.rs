@@ -55,6 +55,23 @@ pub fn token_logprobs(
     }
 }
 
+/// One chunk: `context` `[c, h]`, `targets` `[c]`, `weight` `[vocab, h]` → (`[c]` log-probs,
+/// `[c]` entropies), through a `[c, vocab]` f32 log-softmax.
+fn chunk_stats(
+    context: &Tensor,
+    targets: &Tensor,
+    weight: &Tensor,
+    with_entropy: bool,
+) -> (Tensor, Option<Tensor>) {
+    let logp = context.matmul(&weight.tr()).log_softmax(-1, Kind::Float); // [c, vocab]
+    let logprobs = logp
+        .gather(-1, &targets.unsqueeze(-1), false)
+        .squeeze_dim(-1);
+    let entropy =
+        with_entropy.then(|| -(logp.exp() * &logp).sum_dim_intlist(-1, false, Kind::Float));
+    (logprobs, entropy)
+}
+
 /// `context` `[n, h]`, `targets` `[n]`, `weight` `[vocab, h]` → (`[n]` log-probs, `[n]` entropies).
 fn chunked(
     context: &Tensor,
@@ -68,15 +85,14 @@ fn chunked(
     let mut entropies = Vec::new();
     for start in (0..n).step_by(chunk as usize) {
         let len = chunk.min(n - start);
-        let logits = context.narrow(0, start, len).matmul(&weight.tr()); // [c, vocab]
-        let logp = logits.log_softmax(-1, Kind::Float);
-        logprobs.push(
-            logp.gather(-1, &targets.narrow(0, start, len).unsqueeze(-1), false)
-                .squeeze_dim(-1),
+        let (lp, ent) = chunk_stats(
+            &context.narrow(0, start, len),
+            &targets.narrow(0, start, len),
+            weight,
+            with_entropy,
         );
-        if with_entropy {
-            entropies.push(-(logp.exp() * &logp).sum_dim_intlist(-1, false, Kind::Float));
-        }
+        logprobs.push(lp);
+        entropies.extend(ent);
     }
     let cat = |v: Vec<Tensor>| {
         if v.is_empty() {
@@ -86,4 +102,88 @@ fn chunked(
         }
     };
     (cat(logprobs), with_entropy.then(|| cat(entropies)))
+}
+
+/// The training pass with a memory-lean backward: scores the batch like [`token_logprobs`], hands
+/// the stats to `loss` (their `logprobs`/`entropy` are leaves to differentiate), and
+/// backpropagates the returned scalar into the model's variables. The output projection's backward
+/// runs chunk by chunk, recomputing each chunk's logits, so at most one `[chunk, vocab]` block
+/// exists at a time — in the backward pass too, where plain autograd would keep every chunk's f32
+/// log-softmax alive. Gradients accumulate into the variables; returns the loss value (detached)
+/// and the stats.
+pub fn backward_token_loss(
+    model: &dyn CausalLm,
+    input_ids: &Tensor,
+    attention_mask: &Tensor,
+    with_entropy: bool,
+    chunk_tokens: i64,
+    loss: impl FnOnce(&TokenStats) -> Tensor,
+) -> (Tensor, TokenStats) {
+    let chunk = chunk_tokens.max(1);
+    let (b_sz, seq_len) = (input_ids.size()[0], input_ids.size()[1]);
+    let hidden = model.hidden_states(input_ids, attention_mask); // [b, t, h], through the backbone
+    let h = hidden.size()[2];
+    let context = hidden.narrow(1, 0, seq_len - 1).reshape([-1, h]); // [n, h]
+    let leaf = context.detach().set_requires_grad(true);
+    let targets = input_ids.narrow(1, 1, seq_len - 1).reshape([-1]); // [n]
+    let weight = model.lm_head();
+    let (lp, ent) = tch::no_grad(|| chunked(&leaf, &targets, weight, with_entropy, chunk));
+
+    let mask = attention_mask.to_kind(Kind::Bool);
+    let mask = mask
+        .narrow(1, 0, seq_len - 1)
+        .logical_and(&mask.narrow(1, 1, seq_len - 1)); // [b, t-1]
+    let pad = mask.logical_not();
+    let as_leaf = |t: Tensor| {
+        t.reshape([b_sz, seq_len - 1])
+            .masked_fill(&pad, 0.0)
+            .set_requires_grad(true)
+    };
+    let stats = TokenStats {
+        logprobs: as_leaf(lp),
+        entropy: ent.map(as_leaf),
+        mask: mask.shallow_clone(),
+    };
+    let value = loss(&stats);
+    value.backward();
+    // d loss / d stats, zero at pads (as masked_fill's gradient would be), flattened to [n].
+    let upstream = |t: &Tensor| {
+        let g = t.grad();
+        g.defined().then(|| g.masked_fill(&pad, 0.0).reshape([-1]))
+    };
+    let g_logprobs = upstream(&stats.logprobs);
+    let g_entropy = stats.entropy.as_ref().and_then(upstream);
+
+    let n = leaf.size()[0];
+    if g_logprobs.is_some() || g_entropy.is_some() {
+        for start in (0..n).step_by(chunk as usize) {
+            let len = chunk.min(n - start);
+            let needs_entropy = g_entropy.is_some();
+            let (lp, ent) = chunk_stats(
+                &leaf.narrow(0, start, len),
+                &targets.narrow(0, start, len),
+                weight,
+                needs_entropy,
+            );
+            let mut surrogate = Tensor::zeros([], (Kind::Float, leaf.device()));
+            if let Some(g) = &g_logprobs {
+                surrogate = surrogate + (lp * g.narrow(0, start, len)).sum(Kind::Float);
+            }
+            if let (Some(g), Some(ent)) = (&g_entropy, ent) {
+                surrogate = surrogate + (ent * g.narrow(0, start, len)).sum(Kind::Float);
+            }
+            surrogate.backward(); // into `leaf` and the output projection
+        }
+        let g_context = leaf.grad();
+        if g_context.defined() {
+            (context * g_context).sum(Kind::Float).backward(); // once through the backbone
+        }
+    }
+    let detach = |t: &Tensor| t.detach();
+    let stats = TokenStats {
+        logprobs: detach(&stats.logprobs),
+        entropy: stats.entropy.as_ref().map(detach),
+        mask: stats.mask,
+    };
+    (value.detach(), stats)
 }
