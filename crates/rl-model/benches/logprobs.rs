@@ -3,13 +3,18 @@
 //! memory. `benches/logprobs_vs_torch.py` runs it beside a naive PyTorch eager version.
 //!
 //! `cargo bench -p rl-model --bench logprobs -- [--batch 64] [--seq 512] [--device auto|cpu|cuda]
-//!  [--dtype bf16] [--reps 5] [--chunk 4096] [--config config.json]`
+//!  [--dtype bf16] [--reps 5] [--chunk 4096] [--config config.json] [--mode forward|train|train-autograd]`
+//!
+//! Modes: `forward` scores under no_grad; `train` runs the memory-lean training pass
+//! (`backward_token_loss`); `train-autograd` the same loss through plain autograd.
 
 #![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
 
 use std::time::Instant;
 
-use rl_model::{arch::ArchConfig, cuda_driver, logprobs::token_logprobs};
+use rl_model::{
+    TokenStats, arch::ArchConfig, backward_token_loss, cuda_driver, logprobs::token_logprobs,
+};
 use tch::{Cuda, Device, Kind, Tensor, nn::VarStore};
 
 /// SmolLM2-135M-Instruct's shape (HF config.json).
@@ -74,20 +79,32 @@ fn main() {
     let ids = Tensor::randint(vocab, [batch, seq], (Kind::Int64, device));
     let mask = Tensor::ones([batch, seq], (Kind::Int64, device));
 
+    let mode = arg(&args, "--mode", String::from("forward"));
+    // A policy-gradient loss: −mean(log p) over all tokens.
+    let loss = |s: &TokenStats| -s.logprobs.mean(Kind::Float);
     let mut times = Vec::new();
     let mut checksum = 0.0;
-    tch::no_grad(|| {
-        for rep in 0..=reps {
-            sync();
-            let start = Instant::now();
-            let stats = token_logprobs(model.as_ref(), &ids, &mask, false, chunk);
-            sync();
-            if rep > 0 {
-                times.push(start.elapsed().as_secs_f64()); // rep 0 warms up
+    for rep in 0..=reps {
+        sync();
+        let start = Instant::now();
+        let value = match mode.as_str() {
+            "train" => backward_token_loss(model.as_ref(), &ids, &mask, false, chunk, loss).0,
+            "train-autograd" => {
+                let value = loss(&token_logprobs(model.as_ref(), &ids, &mask, false, chunk));
+                value.backward();
+                value
             }
-            checksum = stats.logprobs.sum(Kind::Double).double_value(&[]);
+            _ => tch::no_grad(|| loss(&token_logprobs(model.as_ref(), &ids, &mask, false, chunk))),
+        };
+        sync();
+        if rep > 0 {
+            times.push(start.elapsed().as_secs_f64()); // rep 0 warms up
         }
-    });
+        checksum = value.double_value(&[]);
+        for (_, mut t) in vs.variables() {
+            t.zero_grad();
+        }
+    }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let mem_after = cuda_driver::memory_in_use();
@@ -97,11 +114,12 @@ fn main() {
         "{}",
         serde_json::json!({
             "impl": "rl (tch)",
+            "mode": mode,
             "batch": batch, "seq": seq, "chunk": chunk,
             "device": format!("{device:?}"), "dtype": format!("{kind:?}"),
             "median_s": median, "tokens_per_s": tokens / median,
             "device_mem_bytes": peak,
-            "mean_logprob": checksum / (batch * (seq - 1)) as f64,
+            "loss": checksum,
         })
     );
 }
