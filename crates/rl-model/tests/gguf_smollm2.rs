@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use rl_model::gguf::GgufFile;
 
+mod common;
+
 const FILE_NAME: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
 /// `RL_SMOLLM2_GGUF`, else where scripts/fetch-model.sh puts the file.
@@ -119,22 +121,6 @@ fn smollm2_every_tensor_matches_gguf_py() {
     }
 }
 
-fn matrix(json: &serde_json::Value, key: &str, kind: tch::Kind) -> tch::Tensor {
-    let rows = json[key].as_array().expect("rows");
-    let flat: Vec<f64> = rows
-        .iter()
-        .flat_map(|r| {
-            r.as_array()
-                .expect("row")
-                .iter()
-                .map(|v| v.as_f64().expect("number"))
-        })
-        .collect();
-    tch::Tensor::from_slice(&flat)
-        .reshape([rows.len() as i64, -1])
-        .to_kind(kind)
-}
-
 #[test]
 fn smollm2_logprobs_match_transformers() {
     use tch::{Device, Kind};
@@ -143,18 +129,21 @@ fn smollm2_logprobs_match_transformers() {
         .expect("SmolLM2 loads from GGUF");
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smollm2/reference.json");
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture).expect("reference")).expect("json");
-    let ids = matrix(&reference, "input_ids", Kind::Int64);
-    let mask = matrix(&reference, "attention_mask", Kind::Int64);
+    let reference = common::read_json(&fixture);
+    let ids = common::tensor(&reference, "input_ids", Kind::Int64);
+    let mask = common::tensor(&reference, "attention_mask", Kind::Int64);
     let stats =
         tch::no_grad(|| rl_model::token_logprobs(loaded.model.as_ref(), &ids, &mask, true, 64));
-    assert!(stats.mask.equal(&matrix(&reference, "valid", Kind::Bool)));
+    assert!(
+        stats
+            .mask
+            .equal(&common::tensor(&reference, "valid", Kind::Bool))
+    );
     for (key, ours) in [
         ("logprobs", &stats.logprobs),
         ("entropy", stats.entropy.as_ref().expect("entropy")),
     ] {
-        let err = (ours - matrix(&reference, key, Kind::Float))
+        let err = (ours - common::tensor(&reference, key, Kind::Float))
             .abs()
             .max()
             .double_value(&[]);

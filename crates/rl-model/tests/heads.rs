@@ -5,32 +5,16 @@
 
 use std::path::Path;
 
+mod common;
+
+use common::{read_json, tensor};
 use rl_model::heads::ScalarModel;
 use tch::{Device, Kind, Tensor};
-
-fn tensor(json: &serde_json::Value, key: &str, kind: Kind) -> Tensor {
-    let rows = json[key].as_array().unwrap();
-    let flat: Vec<f64> = rows
-        .iter()
-        .flat_map(|r| match r.as_array() {
-            Some(row) => row.iter().map(|v| v.as_f64().unwrap()).collect::<Vec<_>>(),
-            None => vec![r.as_f64().unwrap()],
-        })
-        .collect();
-    let t = Tensor::from_slice(&flat).to_kind(kind);
-    if rows[0].is_array() {
-        t.reshape([rows.len() as i64, -1])
-    } else {
-        t
-    }
-}
 
 #[test]
 fn values_and_rewards_match_transformers_sequence_classification() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/tiny-llama-rm");
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
-            .unwrap();
+    let reference = read_json(&dir.join("reference.json"));
     let model = ScalarModel::load_dir(&dir, Device::Cpu, Kind::Float).unwrap();
     let ids = tensor(&reference, "input_ids", Kind::Int64);
     let mask = tensor(&reference, "attention_mask", Kind::Int64);

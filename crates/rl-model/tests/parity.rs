@@ -5,8 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
+use common::{read_json, tensor};
 use rl_model::{hf, token_logprobs};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -14,39 +17,15 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn matrix(json: &serde_json::Value, key: &str) -> Vec<Vec<f64>> {
-    json[key]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            row.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap())
-                .collect()
-        })
-        .collect()
-}
-
-fn tensor(rows: &[Vec<f64>], kind: Kind) -> Tensor {
-    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
-    Tensor::from_slice(&flat)
-        .reshape([rows.len() as i64, -1])
-        .to_kind(kind)
-}
-
 /// Largest |ours - transformers| over the positions transformers marks valid.
 fn check(name: &str, chunk: i64) {
     let dir = fixture(name);
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
-            .unwrap();
+    let reference = read_json(&dir.join("reference.json"));
     let loaded = hf::load_dir(&dir, Device::Cpu, Kind::Float).unwrap();
-    let ids = tensor(&matrix(&reference, "input_ids"), Kind::Int64);
-    let mask = tensor(&matrix(&reference, "attention_mask"), Kind::Int64);
+    let ids = tensor(&reference, "input_ids", Kind::Int64);
+    let mask = tensor(&reference, "attention_mask", Kind::Int64);
     let stats = tch::no_grad(|| token_logprobs(loaded.model.as_ref(), &ids, &mask, true, chunk));
-    let valid = tensor(&matrix(&reference, "valid"), Kind::Bool);
+    let valid = tensor(&reference, "valid", Kind::Bool);
     assert!(
         stats.mask.equal(&valid),
         "{name}: our validity mask differs from transformers'"
@@ -55,7 +34,7 @@ fn check(name: &str, chunk: i64) {
         ("logprobs", &stats.logprobs),
         ("entropy", stats.entropy.as_ref().unwrap()),
     ] {
-        let theirs = tensor(&matrix(&reference, key), Kind::Float);
+        let theirs = tensor(&reference, key, Kind::Float);
         let err = (ours - &theirs).abs().max().double_value(&[]);
         assert!(
             err < 1e-4,
