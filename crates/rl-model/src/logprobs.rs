@@ -165,14 +165,15 @@ pub fn backward_token_loss(
                 weight,
                 needs_entropy,
             );
-            let mut surrogate = Tensor::zeros([], (Kind::Float, leaf.device()));
+            // Σ upstream · stat over the chunk: its gradient is the chunk's share of the loss's.
+            let mut terms = Vec::with_capacity(2);
             if let Some(g) = &g_logprobs {
-                surrogate = surrogate + (lp * g.narrow(0, start, len)).sum(Kind::Float);
+                terms.push((lp * g.narrow(0, start, len)).sum(Kind::Float));
             }
             if let (Some(g), Some(ent)) = (&g_entropy, ent) {
-                surrogate = surrogate + (ent * g.narrow(0, start, len)).sum(Kind::Float);
+                terms.push((ent * g.narrow(0, start, len)).sum(Kind::Float));
             }
-            surrogate.backward(); // into `leaf` and the output projection
+            Tensor::stack(&terms, 0).sum(Kind::Float).backward(); // into `leaf` and the head
         }
         let g_context = leaf.grad();
         if g_context.defined() {
