@@ -22,13 +22,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => commands::train::run(args, console),
         Command::Doctor => commands::doctor::run(console),
-        Command::Generate(_) => refuse(
-            "generate",
-            "the generation engine (rl-rollout), after issue #3",
-        ),
+        Command::Generate(_) => refuse("generate", "the generation engine (rl-rollout)"),
         Command::Logprobs(args) => commands::logprobs::run(args, console),
         Command::Convert(args) => commands::convert::run(args, console),
-        Command::Eval(_) => refuse("eval", "the training loop, after issue #3"),
+        Command::Eval(_) => refuse("eval", "the training loop"),
         Command::RewardServer(_) => {
             refuse("reward-server", "the gRPC runtime (rl-proto, rl-reward)")
         }
