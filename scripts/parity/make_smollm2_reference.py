@@ -10,6 +10,7 @@ import sys
 
 import torch
 import transformers
+from reference import token_stats
 
 OUT = pathlib.Path(__file__).resolve().parents[2] / "crates/rl-model/tests/fixtures/smollm2/reference.json"
 
@@ -38,13 +39,7 @@ def main(gguf_path: str) -> None:
             ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), 1
         else:
             ids[i, width - len(r) :], mask[i, width - len(r) :] = torch.tensor(r), 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
-    logp = logits[:, :-1].log_softmax(-1)
-    target = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)
-    entropy = -(logp.exp() * logp).sum(-1)
-    valid = (mask[:, :-1] * mask[:, 1:]).bool()
+    target, entropy, valid = token_stats(model, ids, mask)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(
         json.dumps(
@@ -54,8 +49,8 @@ def main(gguf_path: str) -> None:
                 "input_ids": ids.tolist(),
                 "attention_mask": mask.tolist(),
                 "valid": valid.int().tolist(),
-                "logprobs": [[round(v, 6) for v in row] for row in target.masked_fill(~valid, 0).tolist()],
-                "entropy": [[round(v, 6) for v in row] for row in entropy.masked_fill(~valid, 0).tolist()],
+                "logprobs": [[round(v, 6) for v in row] for row in target.tolist()],
+                "entropy": [[round(v, 6) for v in row] for row in entropy.tolist()],
             }
         )
     )

@@ -11,6 +11,7 @@ import pathlib
 
 import torch
 import transformers
+from reference import position_ids, token_stats
 
 OUT = pathlib.Path(__file__).resolve().parents[2] / "crates/rl-model/tests/fixtures/models"
 VOCAB = 128
@@ -57,17 +58,6 @@ def batch(seed: int):
     return ids, mask
 
 
-def reference(model, ids, mask):
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
-    logp = logits[:, :-1].log_softmax(-1)
-    target = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)
-    entropy = -(logp.exp() * logp).sum(-1)
-    valid = (mask[:, :-1] * mask[:, 1:]).bool()
-    return target.masked_fill(~valid, 0.0), entropy.masked_fill(~valid, 0.0), valid
-
-
 def reward_model() -> None:
     """A one-label sequence classifier (reward model / critic layout): per-token values and the
     score at each row's last real token. Real tokens avoid the pad id, as transformers finds the
@@ -82,7 +72,7 @@ def reward_model() -> None:
     model.save_pretrained(out, safe_serialization=True)
     ids, mask = batch(4000)
     ids = torch.where(mask.bool(), ids.clamp(min=1), torch.zeros_like(ids))
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    positions = position_ids(mask)
     with torch.no_grad():
         rewards = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, 0]
         hidden = model.model(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
@@ -118,7 +108,7 @@ def main() -> None:
         out = OUT / name
         model.save_pretrained(out, safe_serialization=True)
         ids, mask = batch(2000 + i)
-        logprobs, entropy, valid = reference(model, ids, mask)
+        logprobs, entropy, valid = token_stats(model, ids, mask)
         (out / "reference.json").write_text(
             json.dumps(
                 {

@@ -4,10 +4,14 @@ holds the texts, also that transformers' tokenizer loaded from the export gives 
 that the exported chat template renders. Prints the max error and the tokenizer verdict."""
 
 import json
+import pathlib
 import sys
 
 import torch
 import transformers
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "scripts/parity"))
+from reference import token_stats  # noqa: E402
 
 
 def main(model_dir: str, reference_path: str) -> None:
@@ -15,10 +19,7 @@ def main(model_dir: str, reference_path: str) -> None:
     model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
     ids = torch.tensor(ref["input_ids"])
     mask = torch.tensor(ref["attention_mask"])
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
-    logp = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    logp, _, _ = token_stats(model, ids, mask)
     valid = torch.tensor(ref["valid"]).bool()
     err = (logp - torch.tensor(ref["logprobs"])).abs().masked_fill(~valid, 0).max().item()
     result = {"max_abs_err": err}
