@@ -45,6 +45,21 @@ fn check(name: &str, chunk: i64) {
             "{name}: reference {key} is degenerate"
         );
     }
+    // Row 0 has no padding: scored alone it takes the plain-causal attention path.
+    let (row, row_mask) = (ids.narrow(0, 0, 1), mask.narrow(0, 0, 1));
+    assert_eq!(
+        row_mask.min().int64_value(&[]),
+        1,
+        "{name}: row 0 should be unpadded"
+    );
+    let alone =
+        tch::no_grad(|| token_logprobs(loaded.model.as_ref(), &row, &row_mask, false, chunk));
+    let theirs = tensor(&reference, "logprobs", Kind::Float).narrow(0, 0, 1);
+    let err = (alone.logprobs - theirs).abs().max().double_value(&[]);
+    assert!(
+        err < 1e-4,
+        "{name}: unpadded row differs from transformers by up to {err:e}"
+    );
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! HF's `Conv1D` layout (weights `[in, out]`), tanh-GELU MLP, output head tied to the embedding.
 
 use serde::Deserialize;
+
+use crate::mask::{AttnMask, attention};
 use tch::{
     Tensor,
     nn::{self, Module},
@@ -131,22 +133,13 @@ impl Block {
         }
     }
 
-    /// `xs` `[b, t, e]`, `mask` `[b, 1, t, t]` → `[b, t, e]`.
-    fn forward(&self, xs: &Tensor, mask: &Tensor) -> Tensor {
+    /// `xs` `[b, t, e]` → `[b, t, e]`.
+    fn forward(&self, xs: &Tensor, mask: &AttnMask) -> Tensor {
         let (b_sz, q_len, e) = xs.size3().unwrap_or((0, 0, 0));
         let head_dim = e / self.n_head;
         let qkv = self.c_attn.forward(&self.ln_1.forward(xs)).split(e, -1);
         let heads = |t: &Tensor| t.view([b_sz, q_len, self.n_head, head_dim]).transpose(1, 2);
-        let ys = Tensor::scaled_dot_product_attention(
-            &heads(&qkv[0]),
-            &heads(&qkv[1]),
-            &heads(&qkv[2]),
-            Some(mask),
-            0.0,
-            false,
-            None,
-            false,
-        );
+        let ys = attention(&heads(&qkv[0]), &heads(&qkv[1]), &heads(&qkv[2]), mask);
         let xs = xs
             + self
                 .attn_proj
@@ -188,7 +181,7 @@ impl crate::Backbone for Gpt2Model {
         let positions = crate::mask::positions(attention_mask);
         let xs =
             self.wte.forward(input_ids) + self.wpe.forward(&positions).to_kind(self.wte.ws.kind());
-        let mask = crate::mask::causal_padding_mask(attention_mask, None);
+        let mask = AttnMask::new(attention_mask, None);
         let xs = self
             .h
             .iter()

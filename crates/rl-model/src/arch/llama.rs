@@ -8,7 +8,10 @@ use tch::{
     nn::{self, Module},
 };
 
-use crate::rope::{self, RopeParams};
+use crate::{
+    mask::{AttnMask, attention},
+    rope::{self, RopeParams},
+};
 
 /// HF `config.json` of a Llama-family model.
 #[derive(Debug, Clone, Deserialize)]
@@ -170,16 +173,14 @@ impl Attention {
         }
     }
 
-    /// `xs` `[b, t, hidden]`, `mask` `[b, 1, t, t]` (true = attend) → `[b, t, hidden]`.
-    fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor) -> Tensor {
+    /// `xs` `[b, t, hidden]` → `[b, t, hidden]`.
+    fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor, mask: &AttnMask) -> Tensor {
         let (b_sz, q_len) = (xs.size()[0], xs.size()[1]);
         let heads = |t: Tensor, n: i64| t.view([b_sz, q_len, n, self.head_dim]).transpose(1, 2);
         let q = rope::apply(&heads(self.q_proj.forward(xs), self.heads), cos, sin);
         let k = rope::apply(&heads(self.k_proj.forward(xs), self.kv_heads), cos, sin);
         let v = heads(self.v_proj.forward(xs), self.kv_heads);
-        let gqa = self.kv_heads != self.heads;
-        let ys =
-            Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), 0.0, false, None, gqa);
+        let ys = attention(&q, &k, &v, mask);
         self.o_proj.forward(
             &ys.transpose(1, 2)
                 .reshape([b_sz, q_len, self.heads * self.head_dim]),
@@ -238,7 +239,7 @@ impl DecoderLayer {
         }
     }
 
-    fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor) -> Tensor {
+    fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor, mask: &AttnMask) -> Tensor {
         let xs = xs
             + self
                 .self_attn
@@ -292,7 +293,7 @@ impl crate::Backbone for LlamaModel {
         let xs = self.embed_tokens.forward(input_ids);
         let positions = crate::mask::positions(attention_mask);
         let (cos, sin) = rope::tables(&self.inv_freq, &positions, xs.kind());
-        let mask = crate::mask::causal_padding_mask(attention_mask, self.sliding_window);
+        let mask = AttnMask::new(attention_mask, self.sliding_window);
         let xs = self
             .layers
             .iter()
