@@ -2,7 +2,28 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{python, repo, rl, stderr};
+
+/// Loads the export `out` in transformers (tests/support/check_hf_export.py) against the stored
+/// `reference` and returns its verdict: `max_abs_err`, and for references holding texts,
+/// `tokenizer_ids_equal`, `chat_equal` and `eos_token`.
+fn transformers_verdict(out: &Path, reference: &Path) -> serde_json::Value {
+    let check = std::process::Command::new(python())
+        .arg(repo().join("tests/support/check_hf_export.py"))
+        .arg(out)
+        .arg(reference)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "transformers could not load {}: {}",
+        out.display(),
+        stderr(&check)
+    );
+    serde_json::from_slice(&check.stdout).unwrap()
+}
 
 #[test]
 fn converted_models_load_in_transformers_with_the_same_logprobs() {
@@ -23,18 +44,7 @@ fn converted_models_load_in_transformers_with_the_same_logprobs() {
             &["convert", src.to_str().unwrap(), out.to_str().unwrap()],
         );
         assert!(run.status.success(), "{name}: {}", stderr(&run));
-        let check = std::process::Command::new(python())
-            .arg(repo().join("tests/support/check_hf_export.py"))
-            .arg(&out)
-            .arg(src.join("reference.json"))
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "{name}: transformers could not load the export: {}",
-            stderr(&check)
-        );
-        let result: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+        let result = transformers_verdict(&out, &src.join("reference.json"));
         let err = result["max_abs_err"].as_f64().unwrap();
         assert!(
             err < 1e-4,
@@ -60,23 +70,21 @@ fn smollm2_from_gguf_converts_to_an_hf_directory_transformers_loads() {
     );
     assert!(run.status.success(), "{}", stderr(&run));
     let reference = repo().join("crates/rl-model/tests/fixtures/smollm2/reference.json");
-    let check = std::process::Command::new(python())
-        .arg(repo().join("tests/support/check_hf_export.py"))
-        .arg(&out)
-        .arg(reference)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "transformers could not load the export: {}",
-        stderr(&check)
-    );
-    let result: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    let result = transformers_verdict(&out, &reference);
     let err = result["max_abs_err"].as_f64().unwrap();
     assert!(
         err < 1e-3,
         "exported SmolLM2 differs from transformers' GGUF reading by {err:e}"
     );
+    assert_eq!(
+        result["tokenizer_ids_equal"], true,
+        "exported tokenizer: {result}"
+    );
+    assert_eq!(
+        result["chat_equal"], true,
+        "exported chat template: {result}"
+    );
+    assert_eq!(result["eos_token"], "<|im_end|>", "{result}");
 }
 
 #[test]
