@@ -15,14 +15,14 @@ fn transformers_verdict(out: &Path, reference: &Path) -> serde_json::Value {
         .arg(out)
         .arg(reference)
         .output()
-        .unwrap();
+        .expect("run python");
     assert!(
         check.status.success(),
         "transformers could not load {}: {}",
         out.display(),
         stderr(&check)
     );
-    serde_json::from_slice(&check.stdout).unwrap()
+    serde_json::from_slice(&check.stdout).expect("JSON verdict")
 }
 
 #[test]
