@@ -11,6 +11,7 @@ pub mod gguf;
 pub mod gguf_model;
 pub mod heads;
 pub mod hf;
+pub mod kv_cache;
 pub mod logprobs;
 pub mod mask;
 pub mod master;
@@ -21,6 +22,7 @@ pub mod tokenizer;
 
 pub use device::{DeviceError, resolve_device, resolve_kind};
 pub use error::ModelError;
+pub use kv_cache::{CacheShape, CachedPass, KvCache};
 pub use logprobs::{TokenStats, backward_token_loss, token_logprobs};
 pub use source::{load, load_tokenizer};
 
@@ -37,4 +39,22 @@ pub trait Backbone: Send {
 pub trait CausalLm: Backbone {
     /// Output projection `[vocab, hidden]` (the embedding matrix when tied).
     fn lm_head(&self) -> &tch::Tensor;
+
+    /// Geometry of the [`KvCache`] incremental decoding needs.
+    fn cache_shape(&self) -> CacheShape;
+
+    /// Mistral-style attention window (each token sees at most this many), if any.
+    fn sliding_window(&self) -> Option<i64> {
+        None
+    }
+
+    /// Final hidden states `[b, t, hidden]` of `input_ids` `[b, t]` at `positions` `[b, t]`
+    /// (i64), reading and writing `cache` as `pass` says (prefill or one decode step).
+    fn hidden_states_cached(
+        &self,
+        input_ids: &tch::Tensor,
+        positions: &tch::Tensor,
+        pass: &CachedPass,
+        cache: &mut KvCache,
+    ) -> tch::Tensor;
 }

@@ -3,7 +3,10 @@
 
 use serde::Deserialize;
 
-use crate::mask::{AttnMask, attention};
+use crate::{
+    kv_cache::{CacheShape, CachedPass, KvCache},
+    mask::{AttnMask, attention},
+};
 use tch::{
     Tensor,
     nn::{self, Module},
@@ -133,13 +136,17 @@ impl Block {
         }
     }
 
-    /// `xs` `[b, t, e]` → `[b, t, e]`.
-    fn forward(&self, xs: &Tensor, mask: &AttnMask) -> Tensor {
+    /// `xs` `[b, t, e]` → `[b, t, e]`; `attend` maps `q, k, v` to the attention output.
+    fn forward(
+        &self,
+        xs: &Tensor,
+        attend: impl FnOnce(&Tensor, &Tensor, &Tensor) -> Tensor,
+    ) -> Tensor {
         let (b_sz, q_len, e) = xs.size3().unwrap_or((0, 0, 0));
         let head_dim = e / self.n_head;
         let qkv = self.c_attn.forward(&self.ln_1.forward(xs)).split(e, -1);
         let heads = |t: &Tensor| t.view([b_sz, q_len, self.n_head, head_dim]).transpose(1, 2);
-        let ys = attention(&heads(&qkv[0]), &heads(&qkv[1]), &heads(&qkv[2]), mask);
+        let ys = attend(&heads(&qkv[0]), &heads(&qkv[1]), &heads(&qkv[2]));
         let xs = xs
             + self
                 .attn_proj
@@ -182,10 +189,32 @@ impl crate::Backbone for Gpt2Model {
         let xs =
             self.wte.forward(input_ids) + self.wpe.forward(&positions).to_kind(self.wte.ws.kind());
         let mask = AttnMask::new(attention_mask, None);
+        let xs = self.h.iter().fold(xs, |xs, block| {
+            block.forward(&xs, |q, k, v| attention(q, k, v, &mask))
+        });
+        self.ln_f.forward(&xs)
+    }
+}
+
+impl Gpt2Model {
+    /// Hidden states `[b, t, e]` of `input_ids` `[b, t]` at `positions` `[b, t]`, keys and
+    /// values going through `cache` as `pass` says.
+    pub fn hidden_states_cached(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        pass: &CachedPass,
+        cache: &mut KvCache,
+    ) -> Tensor {
+        let xs =
+            self.wte.forward(input_ids) + self.wpe.forward(positions).to_kind(self.wte.ws.kind());
         let xs = self
             .h
             .iter()
-            .fold(xs, |xs, block| block.forward(&xs, &mask));
+            .zip(cache.layers_mut())
+            .fold(xs, |xs, (block, kv)| {
+                block.forward(&xs, |q, k, v| pass.attend(q, k, v, kv))
+            });
         self.ln_f.forward(&xs)
     }
 }
@@ -214,5 +243,25 @@ impl crate::Backbone for Gpt2 {
 impl crate::CausalLm for Gpt2 {
     fn lm_head(&self) -> &Tensor {
         &self.transformer.wte.ws
+    }
+
+    fn cache_shape(&self) -> CacheShape {
+        let block = &self.transformer.h[0];
+        CacheShape {
+            layers: self.transformer.h.len() as i64,
+            kv_heads: block.n_head,
+            head_dim: self.transformer.wte.ws.size()[1] / block.n_head,
+        }
+    }
+
+    fn hidden_states_cached(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        pass: &CachedPass,
+        cache: &mut KvCache,
+    ) -> Tensor {
+        self.transformer
+            .hidden_states_cached(input_ids, positions, pass, cache)
     }
 }

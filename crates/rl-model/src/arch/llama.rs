@@ -9,6 +9,7 @@ use tch::{
 };
 
 use crate::{
+    kv_cache::{CacheShape, CachedPass, KvCache},
     mask::{AttnMask, attention},
     rope::{self, RopeParams},
 };
@@ -173,14 +174,21 @@ impl Attention {
         }
     }
 
-    /// `xs` `[b, t, hidden]` → `[b, t, hidden]`.
-    fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor, mask: &AttnMask) -> Tensor {
+    /// `xs` `[b, t, hidden]` → `[b, t, hidden]`; `attend` maps `q, k, v` (after RoPE) to the
+    /// attention output (plain masked attention, or through a [`KvCache`] layer).
+    fn forward(
+        &self,
+        xs: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        attend: impl FnOnce(&Tensor, &Tensor, &Tensor) -> Tensor,
+    ) -> Tensor {
         let (b_sz, q_len) = (xs.size()[0], xs.size()[1]);
         let heads = |t: Tensor, n: i64| t.view([b_sz, q_len, n, self.head_dim]).transpose(1, 2);
         let q = rope::apply(&heads(self.q_proj.forward(xs), self.heads), cos, sin);
         let k = rope::apply(&heads(self.k_proj.forward(xs), self.kv_heads), cos, sin);
         let v = heads(self.v_proj.forward(xs), self.kv_heads);
-        let ys = attention(&q, &k, &v, mask);
+        let ys = attend(&q, &k, &v);
         self.o_proj.forward(
             &ys.transpose(1, 2)
                 .reshape([b_sz, q_len, self.heads * self.head_dim]),
@@ -239,11 +247,17 @@ impl DecoderLayer {
         }
     }
 
-    fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor, mask: &AttnMask) -> Tensor {
+    fn forward(
+        &self,
+        xs: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        attend: impl FnOnce(&Tensor, &Tensor, &Tensor) -> Tensor,
+    ) -> Tensor {
         let xs = xs
             + self
                 .self_attn
-                .forward(&self.input_layernorm.forward(xs), cos, sin, mask);
+                .forward(&self.input_layernorm.forward(xs), cos, sin, attend);
         &xs + self
             .mlp
             .forward(&self.post_attention_layernorm.forward(&xs))
@@ -294,11 +308,42 @@ impl crate::Backbone for LlamaModel {
         let positions = crate::mask::positions(attention_mask);
         let (cos, sin) = rope::tables(&self.inv_freq, &positions, xs.kind());
         let mask = AttnMask::new(attention_mask, self.sliding_window);
+        let xs = self.layers.iter().fold(xs, |xs, layer| {
+            layer.forward(&xs, &cos, &sin, |q, k, v| attention(q, k, v, &mask))
+        });
+        self.norm.forward(&xs)
+    }
+}
+
+impl LlamaModel {
+    /// Hidden states `[b, t, hidden]` of `input_ids` `[b, t]` at `positions` `[b, t]`, keys and
+    /// values going through `cache` as `pass` says.
+    pub fn hidden_states_cached(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        pass: &CachedPass,
+        cache: &mut KvCache,
+    ) -> Tensor {
+        let xs = self.embed_tokens.forward(input_ids);
+        let (cos, sin) = rope::tables(&self.inv_freq, positions, xs.kind());
         let xs = self
             .layers
             .iter()
-            .fold(xs, |xs, layer| layer.forward(&xs, &cos, &sin, &mask));
+            .zip(cache.layers_mut())
+            .fold(xs, |xs, (layer, kv)| {
+                layer.forward(&xs, &cos, &sin, |q, k, v| pass.attend(q, k, v, kv))
+            });
         self.norm.forward(&xs)
+    }
+
+    fn cache_shape(&self) -> CacheShape {
+        let attn = &self.layers[0].self_attn;
+        CacheShape {
+            layers: self.layers.len() as i64,
+            kv_heads: attn.kv_heads,
+            head_dim: attn.head_dim,
+        }
     }
 }
 
@@ -335,5 +380,24 @@ impl crate::Backbone for Llama {
 impl crate::CausalLm for Llama {
     fn lm_head(&self) -> &Tensor {
         &self.lm_head
+    }
+
+    fn cache_shape(&self) -> CacheShape {
+        self.model.cache_shape()
+    }
+
+    fn sliding_window(&self) -> Option<i64> {
+        self.model.sliding_window
+    }
+
+    fn hidden_states_cached(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        pass: &CachedPass,
+        cache: &mut KvCache,
+    ) -> Tensor {
+        self.model
+            .hidden_states_cached(input_ids, positions, pass, cache)
     }
 }

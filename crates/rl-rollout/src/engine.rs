@@ -1,0 +1,472 @@
+//! The generation engine: batched prefill and decode over a slot-based KV cache with continuous
+//! batching. A finished completion's slot is refilled from the queue before the next decode
+//! step; the `n` completions of a prompt share one prefill; every slot keeps its own length, so
+//! no row is ever left-padded.
+
+use std::{collections::VecDeque, rc::Rc};
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use rl_model::{CachedPass, CausalLm, KvCache, hf::LoadedModel, tokenizer::Tokenizer};
+use tch::{Device, Kind, Tensor, nn::VarStore};
+
+use crate::{
+    Completion, Event, GenerateRequest, Prompt, RequestError, RolloutError, SamplingParams,
+    sampler::{RowSampling, sample},
+    stop::StopCondition,
+};
+
+/// Sizes of the engine's batch and cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Completions decoded together: the KV cache's slots.
+    pub max_batch: i64,
+    /// Tokens per completion, prompt included (the cache's capacity); None: the model's
+    /// context, at most 2048.
+    pub max_seq_len: Option<i64>,
+    /// Most prompt tokens (rows × longest prompt) prefilled in one forward pass.
+    pub max_prefill_tokens: i64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 64,
+            max_seq_len: None,
+            max_prefill_tokens: 8192,
+        }
+    }
+}
+
+/// Decode steps read the cache in multiples of this many positions.
+const KV_BLOCK: i64 = 64;
+
+/// A policy replica with its tokenizer and KV cache, generating completions.
+pub struct Engine {
+    model: Box<dyn CausalLm>,
+    vs: VarStore,
+    tokenizer: Tokenizer,
+    cache: KvCache,
+    config: EngineConfig,
+    vocab: i64,
+    version: u64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .field("capacity", &self.cache.capacity())
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request's pending completions.
+struct Job {
+    request: usize,
+    prompt: Rc<[u32]>,
+    params: Rc<SamplingParams>,
+    stop: Rc<StopCondition>,
+    seed: u64,
+    next_sample: u32,
+}
+
+/// New sequences and the slots they go to.
+type Placed = Vec<(usize, Sequence)>;
+
+/// A completion in progress, in one cache slot.
+struct Sequence {
+    request: usize,
+    sample: u32,
+    prompt: Rc<[u32]>,
+    params: Rc<SamplingParams>,
+    stop: Rc<StopCondition>,
+    rng: StdRng,
+    tokens: Vec<u32>,
+    logprobs: Vec<f32>,
+}
+
+impl Sequence {
+    /// Position of the next input token (its last sampled one).
+    fn position(&self) -> i64 {
+        (self.prompt.len() + self.tokens.len()) as i64 - 1
+    }
+}
+
+impl Engine {
+    /// An engine over `loaded` (its device and precision) with `tokenizer`; allocates the cache.
+    pub fn new(
+        loaded: LoadedModel,
+        tokenizer: Tokenizer,
+        config: EngineConfig,
+    ) -> Result<Self, RolloutError> {
+        let context = ["max_position_embeddings", "n_positions"]
+            .iter()
+            .find_map(|k| loaded.config_json.get(k).and_then(|v| v.as_i64()));
+        let capacity = match (config.max_seq_len, context) {
+            (Some(n), Some(c)) if n > c => {
+                return Err(RolloutError::Config(format!(
+                    "max_seq_len = {n} exceeds the model's context of {c} tokens"
+                )));
+            }
+            (Some(n), _) => n,
+            (None, Some(c)) => c.min(2048),
+            (None, None) => 2048,
+        };
+        if config.max_batch < 1 || capacity < 2 || config.max_prefill_tokens < 1 {
+            return Err(RolloutError::Config(format!(
+                "max_batch = {}, max_seq_len = {capacity}, max_prefill_tokens = {}: need at least 1, 2 and 1",
+                config.max_batch, config.max_prefill_tokens
+            )));
+        }
+        let model = loaded.model;
+        let head = model.lm_head();
+        let (vocab, kind, device) = (head.size()[0], head.kind(), head.device());
+        let cache = KvCache::new(
+            model.cache_shape(),
+            config.max_batch,
+            capacity,
+            kind,
+            device,
+        );
+        Ok(Self {
+            model,
+            vs: loaded.vs,
+            tokenizer,
+            cache,
+            config,
+            vocab,
+            version: 0,
+        })
+    }
+
+    /// The tokenizer prompts are encoded with.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Version of the weights now in place (0 until the first update).
+    pub fn policy_version(&self) -> u64 {
+        self.version
+    }
+
+    /// Tokens per completion, prompt included.
+    pub fn max_seq_len(&self) -> i64 {
+        self.cache.capacity()
+    }
+
+    /// Completions decoded together.
+    pub fn max_batch(&self) -> i64 {
+        self.cache.slots()
+    }
+
+    /// Device the replica lives on.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Copies `tensors` (HF names, any device and float precision) into the weights in place
+    /// and sets the policy version. Every name must exist with the same shape and `version`
+    /// must be newer than the current one; otherwise nothing is changed.
+    pub fn update_weights(
+        &mut self,
+        version: u64,
+        tensors: &[(String, Tensor)],
+    ) -> Result<(), RolloutError> {
+        if version <= self.version {
+            return Err(RolloutError::Weights(format!(
+                "version {version} is not newer than the current version {}",
+                self.version
+            )));
+        }
+        let vars = self.vs.variables();
+        let mut targets = Vec::with_capacity(tensors.len());
+        for (name, tensor) in tensors {
+            let Some(var) = vars.get(name) else {
+                return Err(RolloutError::Weights(format!(
+                    "the model has no weight named {name:?}"
+                )));
+            };
+            if var.size() != tensor.size() {
+                return Err(RolloutError::Weights(format!(
+                    "{name}: shape {:?} sent, the model's is {:?}",
+                    tensor.size(),
+                    var.size()
+                )));
+            }
+            if !tensor.is_floating_point() {
+                return Err(RolloutError::Weights(format!(
+                    "{name}: dtype {:?} is not a float type",
+                    tensor.kind()
+                )));
+            }
+            targets.push((var.shallow_clone(), tensor));
+        }
+        tch::no_grad(|| {
+            for (mut var, tensor) in targets {
+                var.copy_(tensor);
+            }
+        });
+        self.version = version;
+        Ok(())
+    }
+
+    /// Generates every request's completions, calling `emit` as each finishes (or a request is
+    /// refused); returns when all are done.
+    pub fn generate(&mut self, requests: &[GenerateRequest], emit: &mut dyn FnMut(Event)) {
+        let _no_grad = tch::no_grad_guard();
+        let mut queue = VecDeque::new();
+        for (request, r) in requests.iter().enumerate() {
+            match self.job(request, r) {
+                Ok(job) => queue.push_back(job),
+                Err(message) => emit(Err(RequestError { request, message })),
+            }
+        }
+        let mut slots: Vec<Option<Sequence>> = (0..self.cache.slots()).map(|_| None).collect();
+        while !queue.is_empty() || slots.iter().any(Option::is_some) {
+            self.prefill(&mut queue, &mut slots, emit);
+            if slots.iter().any(Option::is_some) {
+                self.decode(&mut slots, emit);
+            }
+        }
+    }
+
+    /// Validates a request against the model and the cache.
+    fn job(&self, request: usize, r: &GenerateRequest) -> Result<Job, String> {
+        r.params.validate()?;
+        let prompt = match &r.prompt {
+            Prompt::Text(text) => {
+                self.tokenizer
+                    .encode(text, true)
+                    .map_err(|e| format!("cannot tokenize the prompt: {e}"))?
+                    .ids
+            }
+            Prompt::Tokens(ids) => ids.clone(),
+        };
+        if prompt.is_empty() {
+            return Err("the prompt is empty: give at least one token".into());
+        }
+        let vocab = self.vocab;
+        if let Some(id) = prompt.iter().find(|&&id| i64::from(id) >= vocab) {
+            return Err(format!(
+                "prompt token id {id} is outside the vocabulary of {vocab}"
+            ));
+        }
+        if let Some(id) = r
+            .params
+            .stop_token_ids
+            .iter()
+            .find(|&&id| i64::from(id) >= vocab)
+        {
+            return Err(format!(
+                "unknown stop token id {id}: the vocabulary has {vocab} tokens"
+            ));
+        }
+        let (len, capacity) = (prompt.len() as i64, self.cache.capacity());
+        if len >= capacity {
+            return Err(format!(
+                "the prompt has {len} tokens; the context holds {capacity} (prompt and completion): shorten it"
+            ));
+        }
+        let max_new = i64::from(r.params.max_new_tokens);
+        if len + max_new > capacity {
+            return Err(format!(
+                "max_new_tokens = {max_new} with a {len}-token prompt exceeds the context of {capacity} tokens: use at most {}",
+                capacity - len
+            ));
+        }
+        Ok(Job {
+            request,
+            prompt: prompt.into(),
+            stop: Rc::new(StopCondition::new(&r.params, self.tokenizer.eos_ids())),
+            params: Rc::new(r.params.clone()),
+            seed: r.params.seed.unwrap_or_else(rand::random),
+            next_sample: 0,
+        })
+    }
+
+    /// Moves queued completions into free slots, prefilling each prompt once, and samples their
+    /// first tokens.
+    fn prefill(
+        &mut self,
+        queue: &mut VecDeque<Job>,
+        slots: &mut [Option<Sequence>],
+        emit: &mut dyn FnMut(Event),
+    ) {
+        let mut free = (0..slots.len()).filter(|&i| slots[i].is_none()).peekable();
+        // Rows of the prefill batch: each a prompt and the (slot, sequence)s that take it.
+        let mut rows: Vec<(Rc<[u32]>, Placed)> = Vec::new();
+        let mut longest = 0;
+        while let Some(job) = queue.front_mut() {
+            let wider = longest.max(job.prompt.len() as i64);
+            if free.peek().is_none()
+                || (!rows.is_empty()
+                    && (rows.len() as i64 + 1) * wider > self.config.max_prefill_tokens)
+            {
+                break;
+            }
+            longest = wider;
+            let mut seqs = Vec::new();
+            while job.next_sample < job.params.n {
+                let Some(slot) = free.next() else { break };
+                seqs.push((slot, new_sequence(job)));
+                job.next_sample += 1;
+            }
+            rows.push((job.prompt.clone(), seqs));
+            if job.next_sample == job.params.n {
+                queue.pop_front();
+            }
+        }
+        if rows.is_empty() {
+            return;
+        }
+
+        let device = self.device();
+        let (b, t) = (rows.len() as i64, longest);
+        let mut ids = vec![0i64; (b * t) as usize];
+        let mut mask = vec![0i64; (b * t) as usize];
+        let (mut src, mut dst, mut last) = (Vec::new(), Vec::new(), Vec::new());
+        for (row, (prompt, seqs)) in rows.iter().enumerate() {
+            let start = row * t as usize;
+            for (j, &id) in prompt.iter().enumerate() {
+                ids[start + j] = i64::from(id);
+                mask[start + j] = 1;
+            }
+            last.push(row as i64 * t + prompt.len() as i64 - 1);
+            for (slot, _) in seqs {
+                src.push(row as i64);
+                dst.push(*slot as i64);
+            }
+        }
+        let ids = Tensor::from_slice(&ids).view([b, t]).to_device(device);
+        let mask = Tensor::from_slice(&mask).view([b, t]).to_device(device);
+        let positions = Tensor::arange(t, (Kind::Int64, device))
+            .unsqueeze(0)
+            .expand([b, t], false);
+        let pass = CachedPass::prefill(&mask, &src, &dst, self.model.sliding_window());
+        let hidden = self
+            .model
+            .hidden_states_cached(&ids, &positions, &pass, &mut self.cache);
+        let h = hidden.size()[2];
+        let last = Tensor::from_slice(&last).to_device(device);
+        let src = Tensor::from_slice(&src).to_device(device);
+        let hidden = hidden
+            .view([b * t, h])
+            .index_select(0, &last)
+            .index_select(0, &src);
+
+        let mut placed: Placed = rows.into_iter().flat_map(|(_, s)| s).collect();
+        self.sample_into(&hidden, placed.iter_mut().map(|(_, s)| Some(s)));
+        for (slot, seq) in placed {
+            if !self.finish_if_done(&seq, emit) {
+                slots[slot] = Some(seq);
+            }
+        }
+    }
+
+    /// One decode step for every slot up to the last busy one.
+    fn decode(&mut self, slots: &mut [Option<Sequence>], emit: &mut dyn FnMut(Event)) {
+        let device = self.device();
+        let busy = slots.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+        let slots = &mut slots[..busy];
+        let ids: Vec<i64> = slots
+            .iter()
+            .map(|s| {
+                s.as_ref()
+                    .map_or(0, |s| i64::from(s.tokens[s.tokens.len() - 1]))
+            })
+            .collect();
+        let positions: Vec<i64> = slots
+            .iter()
+            .map(|s| s.as_ref().map_or(0, Sequence::position))
+            .collect();
+        let longest = positions.iter().max().copied().unwrap_or(0) + 1;
+        let kv_len = ((longest + KV_BLOCK - 1) / KV_BLOCK * KV_BLOCK).min(self.cache.capacity());
+        let b = busy as i64;
+        let ids = Tensor::from_slice(&ids).view([b, 1]).to_device(device);
+        let positions = Tensor::from_slice(&positions).to_device(device);
+        let pass = CachedPass::decode(&positions, kv_len, self.model.sliding_window());
+        let hidden =
+            self.model
+                .hidden_states_cached(&ids, &positions.view([b, 1]), &pass, &mut self.cache);
+        let hidden = hidden.view([b, -1]);
+        self.sample_into(&hidden, slots.iter_mut().map(Option::as_mut));
+        for slot in slots.iter_mut() {
+            if slot.as_ref().is_some_and(|s| self.finish_if_done(s, emit)) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// Samples the next token of each sequence from its final hidden state (`hidden` `[b, h]`,
+    /// one row per item; `None` rows are idle) and appends it with its log-prob.
+    fn sample_into<'a>(
+        &self,
+        hidden: &Tensor,
+        seqs: impl Iterator<Item = Option<&'a mut Sequence>>,
+    ) {
+        let mut seqs: Vec<Option<&mut Sequence>> = seqs.collect();
+        let rows: Vec<RowSampling> = seqs
+            .iter_mut()
+            .map(|s| match s {
+                Some(s) => RowSampling::new(&s.params, s.rng.random()),
+                None => RowSampling::idle(),
+            })
+            .collect();
+        let logits = hidden.matmul(&self.model.lm_head().tr());
+        let sampled = sample(&logits, &rows);
+        let tokens =
+            Vec::<i64>::try_from(sampled.tokens.to_device(Device::Cpu)).unwrap_or_default();
+        let logprobs =
+            Vec::<f32>::try_from(sampled.logprobs.to_device(Device::Cpu)).unwrap_or_default();
+        for ((seq, token), logprob) in seqs.into_iter().zip(tokens).zip(logprobs) {
+            if let Some(seq) = seq {
+                seq.tokens.push(token as u32);
+                seq.logprobs.push(logprob);
+            }
+        }
+    }
+
+    /// Emits `seq` if its last token ended it.
+    fn finish_if_done(&self, seq: &Sequence, emit: &mut dyn FnMut(Event)) -> bool {
+        let Some(finish_reason) = seq.stop.check(&seq.tokens, &self.tokenizer) else {
+            return false;
+        };
+        let text = self.tokenizer.decode(&seq.tokens, true).unwrap_or_default();
+        emit(Ok(Completion {
+            request: seq.request,
+            sample: seq.sample,
+            prompt_ids: seq.prompt.to_vec(),
+            token_ids: seq.tokens.clone(),
+            text: seq.stop.truncate(text),
+            finish_reason,
+            logprobs: seq.logprobs.clone(),
+            policy_version: self.version,
+        }));
+        true
+    }
+}
+
+/// The next completion of `job`, with its own random generator: seeded from the request's seed
+/// and its index, so it does not depend on what else is batched.
+fn new_sequence(job: &Job) -> Sequence {
+    let seed = splitmix64(job.seed ^ splitmix64(u64::from(job.next_sample)));
+    Sequence {
+        request: job.request,
+        sample: job.next_sample,
+        prompt: job.prompt.clone(),
+        params: job.params.clone(),
+        stop: job.stop.clone(),
+        rng: StdRng::seed_from_u64(seed),
+        tokens: Vec::new(),
+        logprobs: Vec::new(),
+    }
+}
+
+/// SplitMix64: decorrelates nearby seeds.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,15 @@
+//! Rollout for `rl`: the generation engine (prefill and decode over a slot-based KV cache,
+//! continuous batching, per-row sampling) and the rollout-worker actor that owns one policy
+//! replica on its own thread.
+
+pub mod engine;
+mod error;
+mod params;
+mod request;
+pub mod sampler;
+pub mod stop;
+
+pub use engine::{Engine, EngineConfig};
+pub use error::RolloutError;
+pub use params::SamplingParams;
+pub use request::{Completion, Event, FinishReason, GenerateRequest, Prompt, RequestError};

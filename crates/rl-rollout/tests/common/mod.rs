@@ -1,0 +1,62 @@
+//! Helpers shared by rl-rollout's tests: the tiny model fixtures of rl-model with a word-level
+//! tokenizer over their vocabulary, and an engine run collected into per-request results.
+
+#![allow(dead_code)]
+
+use std::{collections::HashMap, path::PathBuf};
+
+use rl_model::tokenizer::{SpecialTokens, Tokenizer};
+use rl_rollout::{Completion, Engine, EngineConfig, Event, GenerateRequest, RequestError};
+use tch::{Device, Kind};
+
+/// `crates/rl-model/tests/fixtures/models/<name>`.
+pub fn tiny_model_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../rl-model/tests/fixtures/models")
+        .join(name)
+}
+
+/// A whitespace word-level tokenizer over tokens `t0 .. t{vocab-1}`; `t{eos}` is EOS.
+pub fn word_tokenizer(vocab: u32, eos: u32) -> Tokenizer {
+    let words: HashMap<String, u32> = (0..vocab).map(|i| (format!("t{i}"), i)).collect();
+    let model = tokenizers::models::wordlevel::WordLevel::builder()
+        .vocab(words.into_iter().collect())
+        .unk_token("t0".into())
+        .build()
+        .expect("word-level model");
+    let mut inner = tokenizers::Tokenizer::new(model);
+    inner.with_pre_tokenizer(Some(tokenizers::pre_tokenizers::whitespace::Whitespace {}));
+    let specials = SpecialTokens {
+        eos: Some(format!("t{eos}")),
+        ..SpecialTokens::default()
+    };
+    Tokenizer::new(inner, specials).expect("tokenizer")
+}
+
+/// An f32 CPU engine over the tiny fixture `name` (EOS: token 2).
+pub fn tiny_engine(name: &str, config: EngineConfig) -> Engine {
+    tiny_engine_with_eos(name, config, 2)
+}
+
+/// [`tiny_engine`] whose tokenizer's EOS is token `eos`.
+pub fn tiny_engine_with_eos(name: &str, config: EngineConfig, eos: u32) -> Engine {
+    let loaded = rl_model::hf::load_dir(&tiny_model_dir(name), Device::Cpu, Kind::Float)
+        .expect("tiny model loads");
+    let vocab = loaded.model.lm_head().size()[0] as u32;
+    Engine::new(loaded, word_tokenizer(vocab, eos), config).expect("engine")
+}
+
+/// Every event of one `generate` call, sorted by (request, sample).
+pub fn run(
+    engine: &mut Engine,
+    requests: &[GenerateRequest],
+) -> (Vec<Completion>, Vec<RequestError>) {
+    let (mut done, mut refused) = (Vec::new(), Vec::new());
+    engine.generate(requests, &mut |event: Event| match event {
+        Ok(c) => done.push(c),
+        Err(e) => refused.push(e),
+    });
+    done.sort_by_key(|c| (c.request, c.sample));
+    refused.sort_by_key(|e| e.request);
+    (done, refused)
+}
