@@ -1,9 +1,13 @@
 //! The generation engine: batched prefill and decode over a slot-based KV cache with continuous
-//! batching. A finished completion's slot is refilled from the queue before the next decode
-//! step; the `n` completions of a prompt share one prefill; every slot keeps its own length, so
-//! no row is ever left-padded.
+//! batching. Requests are submitted with a sink for their results and advance one [`Engine::step`]
+//! at a time, so new submissions join a running batch; a finished completion's slot is refilled
+//! from the queue before the next decode step; the `n` completions of a prompt share one
+//! prefill; every slot keeps its own length, so no row is ever left-padded.
 
-use std::{collections::VecDeque, rc::Rc};
+use std::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    sync::{Arc, mpsc},
+};
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rl_model::{CachedPass, CausalLm, KvCache, hf::LoadedModel, tokenizer::Tokenizer};
@@ -37,6 +41,16 @@ impl Default for EngineConfig {
     }
 }
 
+/// Where a submission's results go; returning false (the receiver is gone) cancels the
+/// submission's remaining completions.
+pub type Sink = Box<dyn FnMut(Event) -> bool + Send>;
+
+/// A submission: its sink and how many completions it still expects.
+struct Submission {
+    sink: Sink,
+    outstanding: usize,
+}
+
 /// Decode steps read the cache in multiples of this many positions.
 const KV_BLOCK: i64 = 64;
 
@@ -49,6 +63,10 @@ pub struct Engine {
     config: EngineConfig,
     vocab: i64,
     version: u64,
+    queue: VecDeque<Job>,
+    slots: Vec<Option<Sequence>>,
+    submissions: BTreeMap<u64, Submission>,
+    next_submission: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -63,10 +81,11 @@ impl std::fmt::Debug for Engine {
 
 /// A request's pending completions.
 struct Job {
+    submission: u64,
     request: usize,
-    prompt: Rc<[u32]>,
-    params: Rc<SamplingParams>,
-    stop: Rc<StopCondition>,
+    prompt: Arc<[u32]>,
+    params: Arc<SamplingParams>,
+    stop: Arc<StopCondition>,
     seed: u64,
     next_sample: u32,
 }
@@ -76,11 +95,12 @@ type Placed = Vec<(usize, Sequence)>;
 
 /// A completion in progress, in one cache slot.
 struct Sequence {
+    submission: u64,
     request: usize,
     sample: u32,
-    prompt: Rc<[u32]>,
-    params: Rc<SamplingParams>,
-    stop: Rc<StopCondition>,
+    prompt: Arc<[u32]>,
+    params: Arc<SamplingParams>,
+    stop: Arc<StopCondition>,
     rng: StdRng,
     tokens: Vec<u32>,
     logprobs: Vec<f32>,
@@ -134,9 +154,13 @@ impl Engine {
             vs: loaded.vs,
             tokenizer,
             cache,
-            config,
+            config: config.clone(),
             vocab,
             version: 0,
+            queue: VecDeque::new(),
+            slots: (0..config.max_batch).map(|_| None).collect(),
+            submissions: BTreeMap::new(),
+            next_submission: 0,
         })
     }
 
@@ -211,28 +235,112 @@ impl Engine {
         Ok(())
     }
 
-    /// Generates every request's completions, calling `emit` as each finishes (or a request is
-    /// refused); returns when all are done.
-    pub fn generate(&mut self, requests: &[GenerateRequest], emit: &mut dyn FnMut(Event)) {
-        let _no_grad = tch::no_grad_guard();
-        let mut queue = VecDeque::new();
+    /// Whether nothing is queued or being decoded.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.slots.iter().all(Option::is_none)
+    }
+
+    /// Queues `requests`; their completions (and refusals) go to `sink` as they finish, over
+    /// the following [`step`](Self::step)s. Bad requests are refused at once, alone.
+    pub fn submit(&mut self, requests: &[GenerateRequest], mut sink: Sink) {
+        let id = self.next_submission;
+        self.next_submission += 1;
+        let mut outstanding = 0;
         for (request, r) in requests.iter().enumerate() {
-            match self.job(request, r) {
-                Ok(job) => queue.push_back(job),
-                Err(message) => emit(Err(RequestError { request, message })),
+            match self.job(id, request, r) {
+                Ok(job) => {
+                    outstanding += job.params.n as usize;
+                    self.queue.push_back(job);
+                }
+                Err(message) => {
+                    if !sink(Err(RequestError { request, message })) {
+                        self.cancel(id);
+                        return;
+                    }
+                }
             }
         }
-        let mut slots: Vec<Option<Sequence>> = (0..self.cache.slots()).map(|_| None).collect();
-        while !queue.is_empty() || slots.iter().any(Option::is_some) {
-            self.prefill(&mut queue, &mut slots, emit);
-            if slots.iter().any(Option::is_some) {
-                self.decode(&mut slots, emit);
-            }
+        if outstanding > 0 {
+            self.submissions
+                .insert(id, Submission { sink, outstanding });
         }
     }
 
+    /// One round of work: queued completions move into free slots (prefill), then every busy
+    /// slot decodes one token. Finished completions go to their sinks.
+    pub fn step(&mut self) {
+        let _no_grad = tch::no_grad_guard();
+        let mut finished = self.prefill();
+        if self.slots.iter().any(Option::is_some) {
+            finished.extend(self.decode());
+        }
+        for (id, completion) in finished {
+            self.deliver(id, completion);
+        }
+    }
+
+    /// Runs `requests` to the end, calling `emit` as each completion finishes (or a request is
+    /// refused); the engine's other submissions advance meanwhile.
+    pub fn generate(&mut self, requests: &[GenerateRequest], emit: &mut dyn FnMut(Event)) {
+        let (tx, rx) = mpsc::channel();
+        self.submit(requests, Box::new(move |event| tx.send(event).is_ok()));
+        while !self.is_idle() {
+            self.step();
+            rx.try_iter().for_each(&mut *emit);
+        }
+        rx.try_iter().for_each(emit);
+    }
+
+    /// Refuses every request still queued or decoding with `message` (after an engine failure)
+    /// and empties the engine.
+    pub fn fail_all(&mut self, message: &str) {
+        let mut pending = BTreeSet::new();
+        pending.extend(self.queue.iter().map(|j| (j.submission, j.request)));
+        pending.extend(
+            self.slots
+                .iter()
+                .flatten()
+                .map(|s| (s.submission, s.request)),
+        );
+        self.queue.clear();
+        self.slots.iter_mut().for_each(|s| *s = None);
+        for (id, request) in pending {
+            if let Some(sub) = self.submissions.get_mut(&id) {
+                let message = message.to_owned();
+                let _ = (sub.sink)(Err(RequestError { request, message }));
+            }
+        }
+        self.submissions.clear();
+    }
+
+    /// Hands a finished completion to its submission's sink; a sink that is gone cancels the
+    /// rest of its submission.
+    fn deliver(&mut self, id: u64, completion: Completion) {
+        let Some(sub) = self.submissions.get_mut(&id) else {
+            return;
+        };
+        sub.outstanding -= 1;
+        let open = (sub.sink)(Ok(completion));
+        if !open {
+            self.cancel(id);
+        } else if sub.outstanding == 0 {
+            self.submissions.remove(&id);
+        }
+    }
+
+    /// Drops submission `id`'s queued and running completions and frees their slots.
+    fn cancel(&mut self, id: u64) {
+        self.queue.retain(|j| j.submission != id);
+        for slot in &mut self.slots {
+            if slot.as_ref().is_some_and(|s| s.submission == id) {
+                *slot = None;
+            }
+        }
+        self.submissions.remove(&id);
+    }
+
     /// Validates a request against the model and the cache.
-    fn job(&self, request: usize, r: &GenerateRequest) -> Result<Job, String> {
+    fn job(&self, submission: u64, request: usize, r: &GenerateRequest) -> Result<Job, String> {
         r.params.validate()?;
         let prompt = match &r.prompt {
             Prompt::Text(text) => {
@@ -276,10 +384,11 @@ impl Engine {
             ));
         }
         Ok(Job {
+            submission,
             request,
             prompt: prompt.into(),
-            stop: Rc::new(StopCondition::new(&r.params, self.tokenizer.eos_ids())),
-            params: Rc::new(r.params.clone()),
+            stop: Arc::new(StopCondition::new(&r.params, self.tokenizer.eos_ids())),
+            params: Arc::new(r.params.clone()),
             seed: r.params.seed.unwrap_or_else(rand::random),
             next_sample: 0,
         })
@@ -287,15 +396,13 @@ impl Engine {
 
     /// Moves queued completions into free slots, prefilling each prompt once, and samples their
     /// first tokens.
-    fn prefill(
-        &mut self,
-        queue: &mut VecDeque<Job>,
-        slots: &mut [Option<Sequence>],
-        emit: &mut dyn FnMut(Event),
-    ) {
-        let mut free = (0..slots.len()).filter(|&i| slots[i].is_none()).peekable();
+    fn prefill(&mut self) -> Vec<(u64, Completion)> {
+        let queue = &mut self.queue;
+        let mut free = (0..self.slots.len())
+            .filter(|&i| self.slots[i].is_none())
+            .peekable();
         // Rows of the prefill batch: each a prompt and the (slot, sequence)s that take it.
-        let mut rows: Vec<(Rc<[u32]>, Placed)> = Vec::new();
+        let mut rows: Vec<(Arc<[u32]>, Placed)> = Vec::new();
         let mut longest = 0;
         while let Some(job) = queue.front_mut() {
             let wider = longest.max(job.prompt.len() as i64);
@@ -318,7 +425,7 @@ impl Engine {
             }
         }
         if rows.is_empty() {
-            return;
+            return Vec::new();
         }
 
         let device = self.device();
@@ -357,26 +464,29 @@ impl Engine {
 
         let mut placed: Placed = rows.into_iter().flat_map(|(_, s)| s).collect();
         self.sample_into(&hidden, placed.iter_mut().map(|(_, s)| Some(s)));
+        let mut finished = Vec::new();
         for (slot, seq) in placed {
-            if !self.finish_if_done(&seq, emit) {
-                slots[slot] = Some(seq);
+            match self.finished(&seq) {
+                Some(done) => finished.push(done),
+                None => self.slots[slot] = Some(seq),
             }
         }
+        finished
     }
 
     /// One decode step for every slot up to the last busy one.
-    fn decode(&mut self, slots: &mut [Option<Sequence>], emit: &mut dyn FnMut(Event)) {
+    fn decode(&mut self) -> Vec<(u64, Completion)> {
         let device = self.device();
+        let mut slots = std::mem::take(&mut self.slots);
         let busy = slots.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
-        let slots = &mut slots[..busy];
-        let ids: Vec<i64> = slots
+        let ids: Vec<i64> = slots[..busy]
             .iter()
             .map(|s| {
                 s.as_ref()
                     .map_or(0, |s| i64::from(s.tokens[s.tokens.len() - 1]))
             })
             .collect();
-        let positions: Vec<i64> = slots
+        let positions: Vec<i64> = slots[..busy]
             .iter()
             .map(|s| s.as_ref().map_or(0, Sequence::position))
             .collect();
@@ -390,12 +500,16 @@ impl Engine {
             self.model
                 .hidden_states_cached(&ids, &positions.view([b, 1]), &pass, &mut self.cache);
         let hidden = hidden.view([b, -1]);
-        self.sample_into(&hidden, slots.iter_mut().map(Option::as_mut));
-        for slot in slots.iter_mut() {
-            if slot.as_ref().is_some_and(|s| self.finish_if_done(s, emit)) {
+        self.sample_into(&hidden, slots[..busy].iter_mut().map(Option::as_mut));
+        let mut finished = Vec::new();
+        for slot in &mut slots[..busy] {
+            if let Some(done) = slot.as_ref().and_then(|s| self.finished(s)) {
+                finished.push(done);
                 *slot = None;
             }
         }
+        self.slots = slots;
+        finished
     }
 
     /// Samples the next token of each sequence from its final hidden state (`hidden` `[b, h]`,
@@ -427,23 +541,23 @@ impl Engine {
         }
     }
 
-    /// Emits `seq` if its last token ended it.
-    fn finish_if_done(&self, seq: &Sequence, emit: &mut dyn FnMut(Event)) -> bool {
-        let Some(finish_reason) = seq.stop.check(&seq.tokens, &self.tokenizer) else {
-            return false;
-        };
+    /// `seq` as a completion (with its submission) if its last token ended it.
+    fn finished(&self, seq: &Sequence) -> Option<(u64, Completion)> {
+        let finish_reason = seq.stop.check(&seq.tokens, &self.tokenizer)?;
         let text = self.tokenizer.decode(&seq.tokens, true).unwrap_or_default();
-        emit(Ok(Completion {
-            request: seq.request,
-            sample: seq.sample,
-            prompt_ids: seq.prompt.to_vec(),
-            token_ids: seq.tokens.clone(),
-            text: seq.stop.truncate(text),
-            finish_reason,
-            logprobs: seq.logprobs.clone(),
-            policy_version: self.version,
-        }));
-        true
+        Some((
+            seq.submission,
+            Completion {
+                request: seq.request,
+                sample: seq.sample,
+                prompt_ids: seq.prompt.to_vec(),
+                token_ids: seq.tokens.clone(),
+                text: seq.stop.truncate(text),
+                finish_reason,
+                logprobs: seq.logprobs.clone(),
+                policy_version: self.version,
+            },
+        ))
     }
 }
 
@@ -452,6 +566,7 @@ impl Engine {
 fn new_sequence(job: &Job) -> Sequence {
     let seed = splitmix64(job.seed ^ splitmix64(u64::from(job.next_sample)));
     Sequence {
+        submission: job.submission,
         request: job.request,
         sample: job.next_sample,
         prompt: job.prompt.clone(),

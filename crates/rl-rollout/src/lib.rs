@@ -8,8 +8,10 @@ mod params;
 mod request;
 pub mod sampler;
 pub mod stop;
+pub mod worker;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::RolloutError;
 pub use params::SamplingParams;
 pub use request::{Completion, Event, FinishReason, GenerateRequest, Prompt, RequestError};
+pub use worker::{LocalWorker, RolloutWorker, WorkerInfo};
