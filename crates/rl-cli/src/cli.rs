@@ -27,7 +27,7 @@ pub struct Cli {
 pub enum Command {
     /// Train a policy as CONFIG describes (a TOML file; see configs/ and configs/reference.toml).
     Train(TrainArgs),
-    /// Sample completions from a model. [not yet available: comes with the generation engine]
+    /// Sample completions from a model for one prompt or a JSONL file of prompts; writes JSONL.
     Generate(GenerateArgs),
     /// Print per-token log-probabilities (and entropies) of a text under a model, as JSON.
     Logprobs(LogprobsArgs),
@@ -63,24 +63,71 @@ pub struct TrainArgs {
 /// `rl generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Model: built-in name, HF directory or .gguf file.
+    /// Model: built-in name (smollm2-135m-instruct), HF directory or .gguf file.
     #[arg(long)]
     pub model: String,
-    /// Prompt text.
+    /// One prompt text.
     #[arg(long, conflicts_with = "file")]
     pub prompt: Option<String>,
-    /// File with one prompt per line.
+    /// JSONL file of prompts: each line `{"prompt": "..."}` or `{"messages": [{"role": ..,
+    /// "content": ..}]}` (always chat-rendered), with an optional `"id"` copied to the output.
     #[arg(long)]
     pub file: Option<PathBuf>,
-    /// Wrap each prompt in the model's chat template.
+    /// Render each `prompt` as one user turn with the model's chat template.
     #[arg(long)]
     pub chat: bool,
-    /// Tokens to generate per prompt.
+    /// System message put before the user turn of chat-rendered `prompt`s.
+    #[arg(long, requires = "chat")]
+    pub system: Option<String>,
+    /// Where to write the completions (JSONL, one line per completion, in prompt order).
+    /// Default: standard output.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Completions per prompt.
+    #[arg(long, short, default_value_t = 1)]
+    pub n: u32,
+    /// Most tokens generated per completion.
     #[arg(long, default_value_t = 128)]
     pub max_new_tokens: u32,
     /// Sampling temperature; 0 = greedy.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f64,
+    /// Nucleus sampling mass in (0, 1]; 1 = off.
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f64,
+    /// Keep only the k most likely tokens; 0 = off.
+    #[arg(long, default_value_t = 0)]
+    pub top_k: u32,
+    /// Drop tokens less likely than min-p times the most likely one; 0 = off.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_p: f64,
+    /// Stop at this string (cut from the text). Repeatable.
+    #[arg(long = "stop", value_name = "TEXT")]
+    pub stop: Vec<String>,
+    /// Stop at this token id (kept in `token_ids`). Repeatable.
+    #[arg(long = "stop-token-id", value_name = "ID")]
+    pub stop_token_ids: Vec<u32>,
+    /// Keep generating past end-of-sequence tokens.
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Seed: completion j of prompt i draws from seed + i, so reruns repeat. Default: random.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Also write each generated token's log-probability.
+    #[arg(long)]
+    pub logprobs: bool,
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Precision: auto (bf16 on CUDA, f32 on CPU), f32, bf16 or f16.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "bf16", "f16"])]
+    pub dtype: String,
+    /// Completions decoded together (KV-cache slots).
+    #[arg(long, default_value_t = 64)]
+    pub max_batch: i64,
+    /// Tokens per completion, prompt included. Default: the model's context, at most 2048.
+    #[arg(long)]
+    pub max_seq_len: Option<i64>,
 }
 
 /// `rl logprobs`.

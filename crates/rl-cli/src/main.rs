@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => commands::train::run(args, console),
         Command::Doctor => commands::doctor::run(console),
-        Command::Generate(_) => refuse("generate", "the generation engine (rl-rollout)"),
+        Command::Generate(args) => commands::generate::run(args, console),
         Command::Logprobs(args) => commands::logprobs::run(args, console),
         Command::Convert(args) => commands::convert::run(args, console),
         Command::Eval(_) => refuse("eval", "the training loop"),

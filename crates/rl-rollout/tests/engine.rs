@@ -54,6 +54,13 @@ fn teacher_forced(model: &dyn CausalLm, prompt: &[u32], completion: &[u32]) -> V
     all[prompt.len() - 1..].to_vec()
 }
 
+/// The first position whose token has not appeared before it: where a stop can fire first.
+fn first_fresh(tokens: &[u32]) -> usize {
+    (1..tokens.len())
+        .find(|&i| !tokens[..i].contains(&tokens[i]))
+        .unwrap()
+}
+
 const PROMPTS: [&[u32]; 4] = [
     &[5, 9, 14],
     &[7, 3, 3, 8, 21, 40, 41],
@@ -143,10 +150,11 @@ fn a_seeded_sample_is_the_same_alone_and_in_a_crowded_batch() {
     let mut engine = tiny_engine("tiny-llama", EngineConfig::default());
     let (alone, _) = run(&mut engine, &[request(PROMPTS[2], seeded.clone())]);
 
-    let mut crowd: Vec<_> = (0..12)
+    // 63 other requests (189 completions) through 16 slots.
+    let mut crowd: Vec<_> = (0..63)
         .map(|i| {
             let params = SamplingParams {
-                max_new_tokens: 5 + i,
+                max_new_tokens: 5 + i % 20,
                 temperature: 0.7,
                 n: 3,
                 ..SamplingParams::default()
@@ -158,7 +166,7 @@ fn a_seeded_sample_is_the_same_alone_and_in_a_crowded_batch() {
     let mut small = tiny_engine(
         "tiny-llama",
         EngineConfig {
-            max_batch: 5,
+            max_batch: 16,
             ..EngineConfig::default()
         },
     );
@@ -175,10 +183,7 @@ fn stop_tokens_and_stop_strings_end_a_completion_early() {
     let mut engine = tiny_engine("tiny-llama", EngineConfig::default());
     let (free, _) = run(&mut engine, &[request(PROMPTS[0], greedy(12))]);
     let tokens = &free[0].token_ids;
-    // The first position whose token has not appeared before it is where a stop can fire.
-    let at = (1..tokens.len())
-        .find(|&i| !tokens[..i].contains(&tokens[i]))
-        .unwrap();
+    let at = first_fresh(tokens);
 
     let by_id = SamplingParams {
         stop_token_ids: vec![tokens[at]],
@@ -209,9 +214,7 @@ fn eos_ends_a_completion_unless_ignored() {
     let mut engine = tiny_engine("tiny-llama", EngineConfig::default());
     let (free, _) = run(&mut engine, &[request(PROMPTS[0], greedy(12))]);
     let tokens = &free[0].token_ids;
-    let at = (1..tokens.len())
-        .find(|&i| !tokens[..i].contains(&tokens[i]))
-        .unwrap();
+    let at = first_fresh(tokens);
     let mut engine =
         common::tiny_engine_with_eos("tiny-llama", EngineConfig::default(), tokens[at]);
     let eos_stops = SamplingParams {
