@@ -65,27 +65,35 @@ pub fn sample(logits: &Tensor, rows: &[RowSampling]) -> Sampled {
         Tensor::from_slice(&v).to_device(device).unsqueeze(1)
     };
     let greedy: Vec<bool> = rows.iter().map(|r| r.temperature == 0.0).collect();
-    let temperature = col(&|r| {
-        if r.temperature == 0.0 {
-            1.0
-        } else {
-            r.temperature
-        }
-    });
-    let logp = (&logits / &temperature).log_softmax(-1, Kind::Float); // [b, vocab]
+    let tempered = if rows
+        .iter()
+        .all(|r| r.temperature == 0.0 || r.temperature == 1.0)
+    {
+        logits.shallow_clone()
+    } else {
+        &logits
+            / col(&|r| {
+                if r.temperature == 0.0 {
+                    1.0
+                } else {
+                    r.temperature
+                }
+            })
+    };
+    let logp = tempered.log_softmax(-1, Kind::Float); // [b, vocab]
 
     let drawn = if greedy.iter().all(|&g| g) {
         None
     } else {
         Some(draw(&logp, rows, device))
     };
-    let argmax = logits.argmax(-1, false);
     let tokens = match drawn {
-        None => argmax,
-        Some(drawn) => {
+        None => logits.argmax(-1, false),
+        Some(drawn) if greedy.iter().any(|&g| g) => {
             let greedy = Tensor::from_slice(&greedy).to_device(device);
-            argmax.where_self(&greedy, &drawn)
+            logits.argmax(-1, false).where_self(&greedy, &drawn)
         }
+        Some(drawn) => drawn,
     };
     let logprobs = logp.gather(1, &tokens.unsqueeze(1), false).squeeze_dim(1);
     Sampled { tokens, logprobs }
@@ -110,7 +118,10 @@ fn draw(logp: &Tensor, rows: &[RowSampling], device: Device) -> Tensor {
         .iter()
         .map(|r| r.uniform.clamp(0.0, 1.0 - 1e-7))
         .collect();
-    let uniform = Tensor::from_slice(&uniform).to_device(device).unsqueeze(1);
+    let uniform = Tensor::from_slice(&uniform)
+        .to_device(device)
+        .to_kind(Kind::Float)
+        .unsqueeze(1);
     let truncates = rows
         .iter()
         .any(|r| r.top_p < 1.0 || (r.top_k > 0 && r.top_k < vocab));
@@ -139,7 +150,7 @@ fn draw(logp: &Tensor, rows: &[RowSampling], device: Device) -> Tensor {
 /// Index where the running sum of `weights` `[b, n]` first exceeds `uniform` `[b, 1]` times the
 /// row total: a draw proportional to the weights (zero-weight entries are never chosen).
 fn inverse_cdf(weights: &Tensor, uniform: &Tensor) -> Tensor {
-    let cdf = weights.to_kind(Kind::Double).cumsum(-1, Kind::Double);
+    let cdf = weights.cumsum(-1, Kind::Float);
     let target = cdf.narrow(1, cdf.size()[1] - 1, 1) * uniform;
     let index = cdf
         .le_tensor(&target)

@@ -1,0 +1,174 @@
+//! Generation throughput of the engine: a random model of a given shape (default SmolLM2-135M)
+//! samples `batch` completions of `new` tokens from `prompt`-token prompts at temperature 1,
+//! EOS ignored; prints one JSON line with the median wall time and generated tokens/s.
+//! `benches/generate_vs_transformers.py` runs it beside transformers' `generate`.
+//!
+//! `cargo bench -p rl-rollout --bench generate -- [--batch 16] [--prompt 64] [--new 256]
+//!  [--device auto|cpu|cuda] [--dtype f32|bf16] [--reps 3] [--mixed] [--config config.json]`
+//!
+//! `--mixed`: `4 × batch` requests through `batch` slots, each stopping after a length drawn
+//! uniformly from 16..=new (seeded): what continuous batching keeps of the fixed-length rate.
+
+#![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
+
+use std::{collections::HashMap, time::Instant};
+
+use rl_model::{
+    arch::ArchConfig,
+    hf::LoadedModel,
+    tokenizer::{SpecialTokens, Tokenizer},
+};
+use rl_rollout::{Engine, EngineConfig, GenerateRequest, Prompt, SamplingParams};
+use tch::{Cuda, Device, Kind, Tensor, nn::VarStore};
+
+/// SmolLM2-135M-Instruct's shape (HF config.json).
+const SMOLLM2: &str = r#"{"model_type": "llama", "vocab_size": 49152, "hidden_size": 576,
+  "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
+  "num_key_value_heads": 3, "rms_norm_eps": 1e-5, "rope_theta": 100000.0,
+  "tie_word_embeddings": true, "max_position_embeddings": 8192}"#;
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("bad value for {name}: {v}"))
+        })
+        .unwrap_or(default)
+}
+
+/// Word-level tokenizer over the vocabulary (the bench never encodes text; it decodes ids).
+fn tokenizer(vocab: i64) -> Tokenizer {
+    let words: HashMap<String, u32> = (0..vocab as u32).map(|i| (format!("t{i}"), i)).collect();
+    let model = tokenizers::models::wordlevel::WordLevel::builder()
+        .vocab(words.into_iter().collect())
+        .unk_token("t0".into())
+        .build()
+        .unwrap();
+    let specials = SpecialTokens {
+        eos: Some("t0".into()),
+        ..SpecialTokens::default()
+    };
+    Tokenizer::new(tokenizers::Tokenizer::new(model), specials).unwrap()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--help") {
+        println!(
+            "options: --batch N --prompt N --new N --device auto|cpu|cuda --dtype f32|bf16 --reps N --mixed --config FILE"
+        );
+        return;
+    }
+    // `cargo test --all-targets` runs this without --bench: a quick smoke run of the same path.
+    let smoke = !args.iter().any(|a| a == "--bench");
+    let device = match arg(&args, "--device", String::from("auto")).as_str() {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::Cuda(0),
+        _ => Device::cuda_if_available(),
+    };
+    let default_dtype = if device.is_cuda() { "bf16" } else { "f32" };
+    let kind = match arg(&args, "--dtype", String::from(default_dtype)).as_str() {
+        "bf16" => Kind::BFloat16,
+        _ => Kind::Float,
+    };
+    let batch: i64 = arg(&args, "--batch", if smoke { 2 } else { 16 });
+    let prompt: i64 = arg(&args, "--prompt", if smoke { 8 } else { 64 });
+    let new: u32 = arg(&args, "--new", if smoke { 4 } else { 256 });
+    let reps: usize = arg(&args, "--reps", if smoke { 1 } else { 3 });
+    let mixed = args.iter().any(|a| a == "--mixed");
+    let config_text = match args.iter().position(|a| a == "--config") {
+        Some(i) => std::fs::read_to_string(&args[i + 1]).unwrap(),
+        None => SMOLLM2.to_owned(),
+    };
+    let sync = || {
+        if device.is_cuda() {
+            Cuda::synchronize(0);
+        }
+    };
+
+    tch::manual_seed(0);
+    let config_json: serde_json::Value = serde_json::from_str(&config_text).unwrap();
+    let config = ArchConfig::from_json(config_json.clone()).unwrap();
+    let mut vs = VarStore::new(device);
+    let model = config.build(&vs.root()).unwrap();
+    vs.set_kind(kind);
+    let vocab = model.lm_head().size()[0];
+    let loaded = LoadedModel {
+        model,
+        vs,
+        config,
+        config_json,
+        source: "random".into(),
+    };
+    let engine_config = EngineConfig {
+        max_batch: batch,
+        max_seq_len: Some(prompt + i64::from(new)),
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(loaded, tokenizer(vocab), engine_config).unwrap();
+
+    let count = if mixed { 4 * batch } else { batch };
+    let shortest = 16.min(i64::from(new));
+    let lengths = Tensor::randint_low(
+        shortest,
+        i64::from(new) + 1,
+        [count],
+        (Kind::Int64, Device::Cpu),
+    );
+    let requests: Vec<GenerateRequest> = (0..count)
+        .map(|i| {
+            let ids = Tensor::randint(vocab, [prompt], (Kind::Int64, Device::Cpu));
+            let ids = Vec::<i64>::try_from(ids).unwrap();
+            GenerateRequest {
+                prompt: Prompt::Tokens(ids.iter().map(|&t| t as u32).collect()),
+                params: SamplingParams {
+                    max_new_tokens: if mixed {
+                        lengths.int64_value(&[i]) as u32
+                    } else {
+                        new
+                    },
+                    ignore_eos: true,
+                    seed: Some(i as u64),
+                    ..SamplingParams::default()
+                },
+            }
+        })
+        .collect();
+
+    let mut run = |requests: &[GenerateRequest]| {
+        sync();
+        let start = Instant::now();
+        let mut tokens = 0usize;
+        engine.generate(requests, &mut |e| tokens += e.unwrap().token_ids.len());
+        sync();
+        (start.elapsed().as_secs_f64(), tokens)
+    };
+    run(&requests[..1]); // warm-up: kernels, allocator
+    let mut times = Vec::new();
+    let mut tokens = 0;
+    for _ in 0..reps {
+        let (secs, n) = run(&requests);
+        times.push(secs);
+        tokens = n;
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    println!(
+        "{}",
+        serde_json::json!({
+            "impl": "rl",
+            "mode": if mixed { "mixed" } else { "fixed" },
+            "device": format!("{device:?}"),
+            "dtype": format!("{kind:?}"),
+            "batch": batch,
+            "requests": count,
+            "prompt": prompt,
+            "new": new,
+            "tokens": tokens,
+            "median_s": median,
+            "tokens_per_s": tokens as f64 / median,
+        })
+    );
+}
