@@ -4,6 +4,7 @@
 
 pub mod arch;
 pub mod cuda_driver;
+pub mod cuda_graph;
 pub mod device;
 mod error;
 pub mod export;

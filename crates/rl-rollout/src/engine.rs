@@ -15,6 +15,7 @@ use tch::{Device, Kind, Tensor, nn::VarStore};
 
 use crate::{
     Completion, Event, GenerateRequest, Prompt, RequestError, RolloutError, SamplingParams,
+    graphs::{self, DecodeGraphs},
     sampler::{RowSampling, sample},
     stop::StopCondition,
 };
@@ -29,6 +30,9 @@ pub struct EngineConfig {
     pub max_seq_len: Option<i64>,
     /// Most prompt tokens (rows × longest prompt) prefilled in one forward pass.
     pub max_prefill_tokens: i64,
+    /// On CUDA, replay decode steps as CUDA graphs (one per batch and cache-read size). A
+    /// capture failure falls back to eager decoding with a warning.
+    pub cuda_graphs: bool,
 }
 
 impl Default for EngineConfig {
@@ -37,6 +41,7 @@ impl Default for EngineConfig {
             max_batch: 64,
             max_seq_len: None,
             max_prefill_tokens: 8192,
+            cuda_graphs: true,
         }
     }
 }
@@ -63,6 +68,7 @@ pub struct Engine {
     config: EngineConfig,
     vocab: i64,
     version: u64,
+    graphs: Option<DecodeGraphs>,
     queue: VecDeque<Job>,
     slots: Vec<Option<Sequence>>,
     submissions: BTreeMap<u64, Submission>,
@@ -157,6 +163,8 @@ impl Engine {
             config: config.clone(),
             vocab,
             version: 0,
+            graphs: (config.cuda_graphs && graphs::supported(device))
+                .then(|| DecodeGraphs::new(device, true)),
             queue: VecDeque::new(),
             slots: (0..config.max_batch).map(|_| None).collect(),
             submissions: BTreeMap::new(),
@@ -172,6 +180,14 @@ impl Engine {
     /// Version of the weights now in place (0 until the first update).
     pub fn policy_version(&self) -> u64 {
         self.version
+    }
+
+    /// Decodes with the fixed-shape steps of the CUDA-graph path (batch rounded up to a power
+    /// of two, one step per shape) but eagerly, without capture: lets CPU tests check that path.
+    #[doc(hidden)]
+    pub fn with_fixed_shape_decode(mut self) -> Self {
+        self.graphs = Some(DecodeGraphs::new(self.device(), false));
+        self
     }
 
     /// Tokens per completion, prompt included.
@@ -492,14 +508,32 @@ impl Engine {
             .collect();
         let longest = positions.iter().max().copied().unwrap_or(0) + 1;
         let kv_len = ((longest + KV_BLOCK - 1) / KV_BLOCK * KV_BLOCK).min(self.cache.capacity());
-        let b = busy as i64;
-        let ids = Tensor::from_slice(&ids).view([b, 1]).to_device(device);
-        let positions = Tensor::from_slice(&positions).to_device(device);
-        let pass = CachedPass::decode(&positions, kv_len, self.model.sliding_window());
-        let hidden =
+        let graphed = match &mut self.graphs {
+            Some(graphs) => {
+                let step = graphs.step(
+                    self.model.as_ref(),
+                    &mut self.cache,
+                    &ids,
+                    &positions,
+                    kv_len,
+                );
+                step.map_err(|e| tracing::warn!("{e}; decoding eagerly from now on"))
+                    .ok()
+            }
+            None => None,
+        };
+        if graphed.is_none() {
+            self.graphs = None;
+        }
+        let hidden = graphed.unwrap_or_else(|| {
+            let b = busy as i64;
+            let ids = Tensor::from_slice(&ids).view([b, 1]).to_device(device);
+            let positions = Tensor::from_slice(&positions).to_device(device);
+            let pass = CachedPass::decode(&positions, kv_len, self.model.sliding_window());
             self.model
-                .hidden_states_cached(&ids, &positions.view([b, 1]), &pass, &mut self.cache);
-        let hidden = hidden.view([b, -1]);
+                .hidden_states_cached(&ids, &positions.view([b, 1]), &pass, &mut self.cache)
+                .view([b, -1])
+        });
         self.sample_into(&hidden, slots[..busy].iter_mut().map(Option::as_mut));
         let mut finished = Vec::new();
         for slot in &mut slots[..busy] {

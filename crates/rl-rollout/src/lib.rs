@@ -4,6 +4,7 @@
 
 pub mod engine;
 mod error;
+mod graphs;
 mod params;
 mod request;
 pub mod sampler;

@@ -348,3 +348,27 @@ fn weight_updates_are_checked_then_applied_in_place_with_their_version() {
         "the new head changes the output"
     );
 }
+
+#[test]
+fn fixed_shape_decode_of_the_cuda_graph_path_gives_the_same_tokens() {
+    // 5 prompts through 6 slots: busy batches of 5, 4, 3 … run as 6, 4, 4 … rows.
+    let requests: Vec<_> = (0..5)
+        .map(|i| request(PROMPTS[i % 4], greedy(6 + 3 * i as u32)))
+        .collect();
+    let config = EngineConfig {
+        max_batch: 6,
+        ..EngineConfig::default()
+    };
+    for name in ["tiny-llama", "tiny-mistral", "tiny-gpt2"] {
+        let (eager, _) = run(&mut tiny_engine(name, config.clone()), &requests);
+        let mut fixed = tiny_engine(name, config.clone()).with_fixed_shape_decode();
+        let (fixed, _) = run(&mut fixed, &requests);
+        assert_eq!(eager.len(), 5);
+        for (a, b) in eager.iter().zip(&fixed) {
+            assert_eq!(a.token_ids, b.token_ids, "{name}: request {}", a.request);
+            for (x, y) in a.logprobs.iter().zip(&b.logprobs) {
+                assert!((x - y).abs() < 1e-5, "{name}: {x} vs {y}");
+            }
+        }
+    }
+}
