@@ -53,6 +53,8 @@ def rl_rate(args, mixed):
            "--prompt", str(args.prompt), "--new", str(args.new), "--reps", str(args.reps)]
     if mixed:
         cmd.append("--mixed")
+    if args.eager:
+        cmd.append("--eager")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -67,6 +69,7 @@ def main():
     p.add_argument("--new", type=int, default=256)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--skip-transformers", action="store_true", help="only rl (e.g. a second batch size)")
+    p.add_argument("--eager", action="store_true", help="rl without CUDA graphs")
     args = p.parse_args()
     args.dtype = args.dtype or ("bf16" if args.device == "cuda" else "f32")
     device = torch.device(args.device)
@@ -75,7 +78,8 @@ def main():
     print(f"# {args.device} {args.dtype}, batch {args.batch}, prompt {args.prompt}, new {args.new}, "
           f"torch threads {torch.get_num_threads()}")
     ours = rl_rate(args, mixed=False)
-    print(f"rl fixed:     {ours['tokens_per_s']:10.0f} tokens/s  (median {ours['median_s']:.2f} s)")
+    graphs = " (CUDA graphs)" if ours.get("cuda_graphs") else ""
+    print(f"rl fixed:     {ours['tokens_per_s']:10.0f} tokens/s  (median {ours['median_s']:.2f} s){graphs}")
     mixed = rl_rate(args, mixed=True)
     print(f"rl mixed:     {mixed['tokens_per_s']:10.0f} tokens/s  ({mixed['requests']} requests, 16..{args.new} tokens) "
           f"= {mixed['tokens_per_s'] / ours['tokens_per_s']:.2f} x fixed")

@@ -128,6 +128,9 @@ pub struct GenerateArgs {
     /// Tokens per completion, prompt included. Default: the model's context, at most 2048.
     #[arg(long)]
     pub max_seq_len: Option<i64>,
+    /// On CUDA, decode eagerly instead of replaying CUDA graphs.
+    #[arg(long)]
+    pub eager: bool,
 }
 
 /// `rl logprobs`.

@@ -4,7 +4,9 @@
 //! `benches/generate_vs_transformers.py` runs it beside transformers' `generate`.
 //!
 //! `cargo bench -p rl-rollout --bench generate -- [--batch 16] [--prompt 64] [--new 256]
-//!  [--device auto|cpu|cuda] [--dtype f32|bf16] [--reps 3] [--mixed] [--config config.json]`
+//!  [--device auto|cpu|cuda] [--dtype f32|bf16] [--reps 3] [--mixed] [--eager] [--config config.json]`
+//!
+//! `--eager`: no CUDA graphs (on CUDA, decode steps are otherwise replayed as graphs).
 //!
 //! `--mixed`: `4 × batch` requests through `batch` slots, each stopping after a length drawn
 //! uniformly from 16..=new (seeded): what continuous batching keeps of the fixed-length rate.
@@ -57,7 +59,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--help") {
         println!(
-            "options: --batch N --prompt N --new N --device auto|cpu|cuda --dtype f32|bf16 --reps N --mixed --config FILE"
+            "options: --batch N --prompt N --new N --device auto|cpu|cuda --dtype f32|bf16 --reps N --mixed --eager --config FILE"
         );
         return;
     }
@@ -78,6 +80,7 @@ fn main() {
     let new: u32 = arg(&args, "--new", if smoke { 4 } else { 256 });
     let reps: usize = arg(&args, "--reps", if smoke { 1 } else { 3 });
     let mixed = args.iter().any(|a| a == "--mixed");
+    let eager = args.iter().any(|a| a == "--eager");
     let config_text = match args.iter().position(|a| a == "--config") {
         Some(i) => std::fs::read_to_string(&args[i + 1]).unwrap(),
         None => SMOLLM2.to_owned(),
@@ -105,6 +108,7 @@ fn main() {
     let engine_config = EngineConfig {
         max_batch: batch,
         max_seq_len: Some(prompt + i64::from(new)),
+        cuda_graphs: !eager,
         ..EngineConfig::default()
     };
     let mut engine = Engine::new(loaded, tokenizer(vocab), engine_config).unwrap();
@@ -160,6 +164,7 @@ fn main() {
         serde_json::json!({
             "impl": "rl",
             "mode": if mixed { "mixed" } else { "fixed" },
+            "cuda_graphs": device.is_cuda() && !eager,
             "device": format!("{device:?}"),
             "dtype": format!("{kind:?}"),
             "batch": batch,

@@ -59,6 +59,7 @@ pub fn run(args: GenerateArgs, console: Console) -> anyhow::Result<()> {
     let config = EngineConfig {
         max_batch: args.max_batch,
         max_seq_len: args.max_seq_len,
+        cuda_graphs: !args.eager,
         ..EngineConfig::default()
     };
     let mut engine =
