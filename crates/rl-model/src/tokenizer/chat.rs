@@ -6,7 +6,7 @@
 use std::fmt;
 
 use minijinja::{Environment, Error, ErrorKind, Value, context, value::merge_maps};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{TokenizerError, pyjson};
 
