@@ -1,10 +1,8 @@
 //! `rl logprobs --model M --text T | --file F [--chat]`: per-token log-probabilities and
 //! entropies of a text under a model, printed as JSON.
 
-use rl_core::config::{DType, DeviceSpec};
 use rl_model::{
     probe::device_name,
-    resolve_device, resolve_kind,
     tokenizer::{Message, Role},
 };
 use serde_json::json;
@@ -26,18 +24,7 @@ pub fn run(args: LogprobsArgs, _console: Console) -> anyhow::Result<()> {
             .into());
         }
     };
-    let spec: DeviceSpec = args
-        .device
-        .parse()
-        .map_err(|e: String| UsageError(format!("--device: {e}")))?;
-    let device = resolve_device(spec, "--device")?;
-    let dtype = match args.dtype.as_str() {
-        "f32" => DType::F32,
-        "bf16" => DType::Bf16,
-        "f16" => DType::F16,
-        _ => DType::Auto,
-    };
-    let kind = resolve_kind(dtype, device);
+    let (device, kind) = super::placement(&args.placement)?;
     let tokenizer = rl_model::load_tokenizer(&args.model)?;
     let ids = if args.chat {
         tokenizer.encode_chat(
