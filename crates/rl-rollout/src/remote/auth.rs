@@ -17,7 +17,12 @@ pub(crate) fn bearer(token: &str) -> Result<AsciiMetadataValue, RolloutError> {
     let ok = !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic());
     let value = ok
         .then(|| format!("Bearer {token}").parse::<AsciiMetadataValue>().ok())
-        .flatten();
+        .flatten()
+        .map(|mut value| {
+            // Kept out of Debug output and HPACK tables.
+            value.set_sensitive(true);
+            value
+        });
     value.ok_or_else(|| {
         RolloutError::Config(
             "the token must be non-empty printable ASCII without spaces (e.g. `openssl rand -hex 32`)"
@@ -95,6 +100,7 @@ mod tests {
         assert!(!with(Some("s3cret2")));
         assert!(!with(None));
         assert!(Check::new(None).unwrap().allows(&MetadataMap::new()));
+        assert!(!format!("{:?}", bearer("s3cret").unwrap()).contains("s3cret"));
     }
 
     #[test]

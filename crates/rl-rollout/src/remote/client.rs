@@ -25,7 +25,7 @@ use crate::{
 pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
 
 /// How a client talks to a server.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClientOptions {
     /// The server's shared secret, sent as `authorization: Bearer <token>`.
     pub token: Option<String>,
@@ -45,6 +45,17 @@ impl Default for ClientOptions {
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             connect_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("chunk_bytes", &self.chunk_bytes)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
     }
 }
 

@@ -21,7 +21,7 @@ use super::{
 use crate::{RequestError, RolloutError, RolloutWorker};
 
 /// How a server runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServerOptions {
     /// Shared secret every call must carry as `authorization: Bearer <token>`; None: no check
     /// (only sensible on a trusted network).
@@ -36,6 +36,15 @@ impl Default for ServerOptions {
             token: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
+    }
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("max_message_bytes", &self.max_message_bytes)
+            .finish()
     }
 }
 
