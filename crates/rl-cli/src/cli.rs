@@ -37,8 +37,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Serve a reward function over gRPC (rl.v1) for remote trainers. [not yet available: comes with the gRPC runtime]
     RewardServer(ServeArgs),
-    /// Serve a rollout worker over gRPC (rl.v1) for a remote controller. [not yet available: comes with the gRPC runtime]
-    RolloutWorker(ServeArgs),
+    /// Serve one policy replica as a rollout worker over gRPC (rl.v1.RolloutService) until SIGINT or SIGTERM.
+    RolloutWorker(RolloutWorkerArgs),
     /// Report the libtorch in use, CPU and CUDA devices, and check bf16 matmul and attention on each.
     Doctor,
 }
@@ -116,17 +116,14 @@ pub struct GenerateArgs {
     /// Also write each generated token's log-probability.
     #[arg(long)]
     pub logprobs: bool,
-    /// Device: auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    /// Precision: auto (bf16 on CUDA, f32 on CPU), f32, bf16 or f16.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "bf16", "f16"])]
-    pub dtype: String,
+    /// Device and precision.
+    #[command(flatten)]
+    pub placement: PlacementArgs,
     /// Completions decoded together (KV-cache slots).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(i64).range(1..))]
     pub max_batch: i64,
     /// Tokens per completion, prompt included. Default: the model's context, at most 2048.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(2..))]
     pub max_seq_len: Option<i64>,
     /// On CUDA, decode eagerly instead of replaying CUDA graphs.
     #[arg(long)]
@@ -148,6 +145,14 @@ pub struct LogprobsArgs {
     /// Render the text as one user turn with the model's chat template first.
     #[arg(long)]
     pub chat: bool,
+    /// Where and in which precision the model runs.
+    #[command(flatten)]
+    pub placement: PlacementArgs,
+}
+
+/// `--device` and `--dtype` of the commands that load a model.
+#[derive(Debug, Args)]
+pub struct PlacementArgs {
     /// Device: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -181,7 +186,35 @@ pub struct EvalArgs {
     pub overrides: Vec<String>,
 }
 
-/// `rl reward-server` and `rl rollout-worker`.
+/// `rl rollout-worker`.
+#[derive(Debug, Args)]
+pub struct RolloutWorkerArgs {
+    /// Address to listen on: HOST:PORT (port 0 picks a free port, which the ready line names),
+    /// or a bare PORT on 127.0.0.1.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub listen: String,
+    /// Model: built-in name (smollm2-135m-instruct), HF directory or .gguf file.
+    #[arg(long)]
+    pub model: String,
+    /// Where and in which precision the model runs.
+    #[command(flatten)]
+    pub placement: PlacementArgs,
+    /// Completions decoded together (the KV cache's slots).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(i64).range(1..))]
+    pub max_batch: i64,
+    /// Tokens per completion, prompt included. Default: the model's context, at most 2048.
+    #[arg(long, value_parser = clap::value_parser!(i64).range(2..))]
+    pub max_seq_len: Option<i64>,
+    /// Environment variable holding a shared secret; every call must then carry
+    /// `authorization: Bearer <secret>`. Without it any client that reaches the port is served.
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+    /// Largest gRPC message received or sent, in MiB (weight updates are chunked under it).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=2047))]
+    pub max_message_mib: u32,
+}
+
+/// `rl reward-server`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Config of the run this server belongs to.

@@ -29,9 +29,7 @@ fn main() -> ExitCode {
         Command::RewardServer(_) => {
             refuse("reward-server", "the gRPC runtime (rl-proto, rl-reward)")
         }
-        Command::RolloutWorker(_) => {
-            refuse("rollout-worker", "the gRPC runtime (rl-proto, rl-rollout)")
-        }
+        Command::RolloutWorker(args) => commands::rollout_worker::run(args, console),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

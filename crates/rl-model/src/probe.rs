@@ -194,7 +194,8 @@ fn sync(device: Device) {
     }
 }
 
-fn kind_name(kind: Kind) -> &'static str {
+/// `f32`, `bf16` or `f16`, as the config writes it (f32 for any other kind).
+pub fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::BFloat16 => "bf16",
         Kind::Half => "f16",

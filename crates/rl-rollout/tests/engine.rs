@@ -7,24 +7,10 @@
 
 mod common;
 
-use common::{run, tiny_engine};
+use common::{greedy, request, run, tiny_engine};
 use rl_model::CausalLm;
-use rl_rollout::{EngineConfig, FinishReason, GenerateRequest, Prompt, SamplingParams};
+use rl_rollout::{EngineConfig, FinishReason, SamplingParams};
 use tch::{Kind, Tensor};
-
-fn request(prompt: &[u32], params: SamplingParams) -> GenerateRequest {
-    GenerateRequest {
-        prompt: Prompt::Tokens(prompt.to_vec()),
-        params,
-    }
-}
-
-fn greedy(new_tokens: u32) -> SamplingParams {
-    SamplingParams {
-        ignore_eos: true,
-        ..SamplingParams::greedy(new_tokens)
-    }
-}
 
 /// Greedy continuation by running the full sequence through the model at every step (no cache).
 fn uncached_greedy(model: &dyn CausalLm, prompt: &[u32], new_tokens: usize) -> Vec<u32> {

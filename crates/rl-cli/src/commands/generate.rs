@@ -40,7 +40,7 @@ pub fn run(args: GenerateArgs, console: Console) -> anyhow::Result<()> {
     params
         .validate()
         .map_err(|e| UsageError(format!("invalid sampling option: {e}")))?;
-    let (device, kind) = super::device_and_kind(&args.device, &args.dtype)?;
+    let (device, kind) = super::placement(&args.placement)?;
     let tokenizer = rl_model::load_tokenizer(&args.model)?;
     let inputs = read_inputs(&args, &tokenizer)?;
     let requests: Vec<GenerateRequest> = inputs

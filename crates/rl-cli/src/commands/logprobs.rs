@@ -24,7 +24,7 @@ pub fn run(args: LogprobsArgs, _console: Console) -> anyhow::Result<()> {
             .into());
         }
     };
-    let (device, kind) = super::device_and_kind(&args.device, &args.dtype)?;
+    let (device, kind) = super::placement(&args.placement)?;
     let tokenizer = rl_model::load_tokenizer(&args.model)?;
     let ids = if args.chat {
         tokenizer.encode_chat(

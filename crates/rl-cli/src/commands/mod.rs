@@ -5,22 +5,27 @@ pub mod doctor;
 pub mod generate;
 pub mod logprobs;
 pub mod planned;
+pub mod rollout_worker;
 pub mod train;
+
+use rl_core::config::{DType, DeviceSpec};
+use tch::{Device, Kind};
+
+use crate::cli::PlacementArgs;
 
 /// Arguments that do not make sense together or for the input given (exit code 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// The device and precision of `--device` (auto, cpu, cuda, cuda:N) and `--dtype` (auto, f32,
-/// bf16, f16; auto = bf16 on CUDA, f32 on CPU).
-pub fn device_and_kind(device: &str, dtype: &str) -> anyhow::Result<(tch::Device, tch::Kind)> {
-    use rl_core::config::{DType, DeviceSpec};
-    let spec: DeviceSpec = device
+/// The device and precision `--device` and `--dtype` name, checked against this machine.
+pub fn placement(args: &PlacementArgs) -> anyhow::Result<(Device, Kind)> {
+    let spec: DeviceSpec = args
+        .device
         .parse()
         .map_err(|e: String| UsageError(format!("--device: {e}")))?;
     let device = rl_model::resolve_device(spec, "--device")?;
-    let dtype = match dtype {
+    let dtype = match args.dtype.as_str() {
         "f32" => DType::F32,
         "bf16" => DType::Bf16,
         "f16" => DType::F16,

@@ -6,7 +6,9 @@
 use std::{collections::HashMap, path::PathBuf};
 
 use rl_model::tokenizer::{SpecialTokens, Tokenizer};
-use rl_rollout::{Completion, Engine, EngineConfig, Event, GenerateRequest, RequestError};
+use rl_rollout::{
+    Completion, Engine, EngineConfig, Event, GenerateRequest, Prompt, RequestError, SamplingParams,
+};
 use tch::{Device, Kind};
 
 /// `crates/rl-model/tests/fixtures/models/<name>`.
@@ -44,6 +46,22 @@ pub fn tiny_engine_with_eos(name: &str, config: EngineConfig, eos: u32) -> Engin
         .expect("tiny model loads");
     let vocab = loaded.model.lm_head().size()[0] as u32;
     Engine::new(loaded, word_tokenizer(vocab, eos), config).expect("engine")
+}
+
+/// A request for the token-id `prompt`.
+pub fn request(prompt: &[u32], params: SamplingParams) -> GenerateRequest {
+    GenerateRequest {
+        prompt: Prompt::Tokens(prompt.to_vec()),
+        params,
+    }
+}
+
+/// Greedy decoding of exactly `new_tokens` tokens (EOS ignored).
+pub fn greedy(new_tokens: u32) -> SamplingParams {
+    SamplingParams {
+        ignore_eos: true,
+        ..SamplingParams::greedy(new_tokens)
+    }
 }
 
 /// Every event of one `generate` call, sorted by (request, sample).

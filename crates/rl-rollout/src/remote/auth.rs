@@ -1,0 +1,112 @@
+//! The shared-secret token of the rollout service: a client sends `authorization: Bearer
+//! <token>` with every call; a server started with a token refuses calls without it
+//! (UNAUTHENTICATED), comparing in constant time.
+
+use tonic::{
+    Request, Status,
+    metadata::{AsciiMetadataValue, MetadataMap},
+};
+
+use crate::RolloutError;
+
+/// The metadata key the token travels in.
+const KEY: &str = "authorization";
+
+/// The `authorization` value for `token`; refused when it is empty or not printable ASCII.
+pub(crate) fn bearer(token: &str) -> Result<AsciiMetadataValue, RolloutError> {
+    let ok = !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic());
+    let value = ok
+        .then(|| format!("Bearer {token}").parse::<AsciiMetadataValue>().ok())
+        .flatten()
+        .map(|mut value| {
+            // Kept out of Debug output and HPACK tables.
+            value.set_sensitive(true);
+            value
+        });
+    value.ok_or_else(|| {
+        RolloutError::Config(
+            "the token must be non-empty printable ASCII without spaces (e.g. `openssl rand -hex 32`)"
+                .into(),
+        )
+    })
+}
+
+/// Checks calls against the server's token (every call passes when it has none).
+#[derive(Clone)]
+pub(crate) struct Check {
+    expected: Option<AsciiMetadataValue>,
+}
+
+impl Check {
+    /// A check for `token`.
+    pub(crate) fn new(token: Option<&str>) -> Result<Self, RolloutError> {
+        Ok(Self {
+            expected: token.map(bearer).transpose()?,
+        })
+    }
+
+    /// Whether `metadata` carries the token.
+    fn allows(&self, metadata: &MetadataMap) -> bool {
+        let Some(expected) = &self.expected else {
+            return true;
+        };
+        metadata
+            .get(KEY)
+            .is_some_and(|got| constant_time_eq(got.as_bytes(), expected.as_bytes()))
+    }
+}
+
+impl tonic::service::Interceptor for Check {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        if self.allows(request.metadata()) {
+            Ok(request)
+        } else {
+            Err(Status::unauthenticated(
+                "missing or wrong token: this rollout worker needs `authorization: Bearer <token>` \
+                 with the token it was started with",
+            ))
+        }
+    }
+}
+
+/// Adds the token (if any) to a call's metadata.
+pub(crate) fn attach<T>(mut request: Request<T>, token: Option<&AsciiMetadataValue>) -> Request<T> {
+    if let Some(token) = token {
+        request.metadata_mut().insert(KEY, token.clone());
+    }
+    request
+}
+
+/// Equality whose time does not depend on where the inputs differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn only_the_right_token_passes() {
+        let check = Check::new(Some("s3cret")).unwrap();
+        let with = |token: Option<&str>| {
+            let request = attach(Request::new(()), token.map(|t| bearer(t).unwrap()).as_ref());
+            check.allows(request.metadata())
+        };
+        assert!(with(Some("s3cret")));
+        assert!(!with(Some("s3cre")));
+        assert!(!with(Some("s3cret2")));
+        assert!(!with(None));
+        assert!(Check::new(None).unwrap().allows(&MetadataMap::new()));
+        assert!(!format!("{:?}", bearer("s3cret").unwrap()).contains("s3cret"));
+    }
+
+    #[test]
+    fn unusable_tokens_are_refused() {
+        for bad in ["", "has space", "caf\u{e9}", "line\nbreak"] {
+            assert!(bearer(bad).is_err(), "{bad:?}");
+        }
+    }
+}

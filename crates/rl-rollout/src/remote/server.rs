@@ -1,0 +1,220 @@
+//! The rollout service's server: a thin tonic layer over any [`RolloutWorker`] (usually a
+//! [`crate::LocalWorker`]). It converts messages, reassembles weight updates, checks the token
+//! and caps message sizes; the worker does everything else.
+
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
+
+use rl_proto::v1::{self as pb, rollout_service_server as service};
+use tokio::net::TcpListener;
+use tokio_stream::{Stream, StreamExt, wrappers::UnboundedReceiverStream};
+use tonic::{
+    Request, Response, Status, Streaming,
+    service::interceptor::InterceptedService,
+    transport::{Server, server::TcpIncoming},
+};
+
+use super::{
+    DEFAULT_MAX_MESSAGE_BYTES, auth,
+    convert::{self, status_from_error},
+    weights::Assembler,
+};
+use crate::{RequestError, RolloutError, RolloutWorker};
+
+/// How a server runs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Shared secret every call must carry as `authorization: Bearer <token>`; None: no check
+    /// (only sensible on a trusted network).
+    pub token: Option<String>,
+    /// Largest message received or sent, in bytes; bigger ones are refused (OUT_OF_RANGE).
+    pub max_message_bytes: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            token: None,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("max_message_bytes", &self.max_message_bytes)
+            .finish()
+    }
+}
+
+/// A bound rollout server, not yet serving: bind first (so the port is known, and a bad
+/// address fails before a model is loaded), then [`serve`](Self::serve) a worker.
+#[derive(Debug)]
+pub struct RolloutServer {
+    listener: TcpListener,
+    addr: SocketAddr,
+    options: ServerOptions,
+}
+
+impl RolloutServer {
+    /// Listens on `addr`: `HOST:PORT` (port 0 picks a free one), or a bare `PORT` on
+    /// 127.0.0.1. Checks the token now, so a bad one fails before anything is served.
+    pub async fn bind(addr: &str, options: ServerOptions) -> Result<Self, RolloutError> {
+        auth::Check::new(options.token.as_deref())?;
+        let target = listen_target(addr);
+        let listener = TcpListener::bind(&target)
+            .await
+            .map_err(|e| RolloutError::Listen {
+                addr: addr.to_owned(),
+                message: format!(
+                    "{e}; give HOST:PORT of this machine with a free port, e.g. 127.0.0.1:50051 \
+                     (0.0.0.0:50051 for every interface)"
+                ),
+            })?;
+        let addr = listener.local_addr().map_err(|e| RolloutError::Listen {
+            addr: target,
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            listener,
+            addr,
+            options,
+        })
+    }
+
+    /// The address it listens on (with the port picked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves `worker` until `shutdown` completes, then stops taking calls and returns once the
+    /// calls in flight are answered.
+    pub async fn serve(
+        self,
+        worker: Arc<dyn RolloutWorker>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), RolloutError> {
+        let cap = self.options.max_message_bytes;
+        let check = auth::Check::new(self.options.token.as_deref())?;
+        let service = service::RolloutServiceServer::new(Service { worker })
+            .max_decoding_message_size(cap)
+            .max_encoding_message_size(cap);
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        Server::builder()
+            .add_service(InterceptedService::new(service, check))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+            .map_err(|e| RolloutError::Listen {
+                addr: self.addr.to_string(),
+                message: format!("the server stopped: {e}"),
+            })
+    }
+}
+
+/// `PORT` alone means 127.0.0.1:PORT.
+fn listen_target(addr: &str) -> String {
+    if addr.parse::<u16>().is_ok() {
+        format!("127.0.0.1:{addr}")
+    } else {
+        addr.to_owned()
+    }
+}
+
+/// The gRPC service over a worker.
+struct Service {
+    worker: Arc<dyn RolloutWorker>,
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::GenerateEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl service::RolloutService for Service {
+    type GenerateStream = EventStream;
+
+    async fn generate(
+        &self,
+        request: Request<pb::GenerateRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        // Malformed requests are refused alone; the worker sees only the others, so its
+        // indices are mapped back to the caller's.
+        let mut accepted = Vec::new();
+        let mut index = Vec::new();
+        let mut refused = Vec::new();
+        for (i, r) in request.into_inner().requests.into_iter().enumerate() {
+            match convert::request_from_proto(r) {
+                Ok(r) => {
+                    accepted.push(r);
+                    index.push(i);
+                }
+                Err(message) => refused.push(Ok(convert::event_to_proto(Err(RequestError {
+                    request: i,
+                    message,
+                })))),
+            }
+        }
+        let events = if accepted.is_empty() {
+            tokio::sync::mpsc::unbounded_channel().1
+        } else {
+            self.worker
+                .generate(accepted)
+                .await
+                .map_err(|e| status_from_error(&e))?
+        };
+        let original = move |i: usize| index.get(i).copied().unwrap_or(i);
+        let events = UnboundedReceiverStream::new(events).map(move |event| {
+            let event = match event {
+                Ok(mut c) => {
+                    c.request = original(c.request);
+                    Ok(c)
+                }
+                Err(mut e) => {
+                    e.request = original(e.request);
+                    Err(e)
+                }
+            };
+            Ok(convert::event_to_proto(event))
+        });
+        // Dropping the stream (the client went away) drops the worker's receiver, which
+        // cancels what is left of the batch.
+        Ok(Response::new(Box::pin(
+            tokio_stream::iter(refused).chain(events),
+        )))
+    }
+
+    async fn update_weights(
+        &self,
+        request: Request<Streaming<pb::WeightsChunk>>,
+    ) -> Result<Response<pb::UpdateWeightsReply>, Status> {
+        let mut stream = request.into_inner();
+        let mut assembler = Assembler::default();
+        while let Some(chunk) = stream.message().await? {
+            assembler.push(chunk).map_err(Status::invalid_argument)?;
+        }
+        let (version, tensors) = assembler.finish().map_err(Status::invalid_argument)?;
+        self.worker
+            .update_weights(version, tensors)
+            .await
+            .map_err(|e| status_from_error(&e))?;
+        let info = self
+            .worker
+            .info()
+            .await
+            .map_err(|e| status_from_error(&e))?;
+        Ok(Response::new(pb::UpdateWeightsReply {
+            policy_version: info.policy_version,
+        }))
+    }
+
+    async fn health(
+        &self,
+        _request: Request<pb::HealthRequest>,
+    ) -> Result<Response<pb::HealthReply>, Status> {
+        let info = self
+            .worker
+            .info()
+            .await
+            .map_err(|e| status_from_error(&e))?;
+        Ok(Response::new(convert::info_to_proto(info)))
+    }
+}

@@ -1,0 +1,275 @@
+//! `rl rollout-worker` as its own process: started on a free port over a tiny model, driven
+//! through [`RemoteWorker`] (Generate, Health, UpdateWeights, the token), stopped with SIGTERM;
+//! and every kind of bad input refused with a clear message and exit code 2.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use common::{repo, rl, stderr};
+use rl_rollout::{
+    GenerateRequest, Prompt, RolloutError, RolloutWorker, SamplingParams,
+    remote::{ClientOptions, RemoteWorker},
+};
+use tch::{Device, Kind, Tensor};
+
+const TOKEN_VAR: &str = "RL_TEST_ROLLOUT_TOKEN";
+const TOKEN: &str = "test-secret-7f3a";
+
+/// The tiny Llama fixture with a word-level tokenizer (`t0` … `t127`) beside it, in `model/`
+/// of a temporary directory: a model directory `rl` loads like any HF one.
+fn tiny_model() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    std::fs::create_dir(&dir).unwrap();
+    let fixture = repo().join("crates/rl-model/tests/fixtures/models/tiny-llama");
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture.join(file), dir.join(file)).unwrap();
+    }
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        (0..128).map(|i| (format!("t{i}"), i.into())).collect();
+    let tokenizer = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "t0"}
+    });
+    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    (tmp, dir)
+}
+
+/// A running `rl rollout-worker`; killed if the test ends without stopping it.
+struct Worker {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Worker {
+    fn start(model: &Path, log: PathBuf) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rl"))
+            .args(["rollout-worker", "--listen", "127.0.0.1:0", "--model"])
+            .arg(model)
+            .args(["--device", "cpu", "--max-batch", "4", "--max-seq-len", "64"])
+            .args(["--token-env", TOKEN_VAR])
+            .env(TOKEN_VAR, TOKEN)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let mut worker = Self {
+            child,
+            addr: String::new(),
+            log,
+        };
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_default();
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_whitespace().next());
+        let Some(addr) = addr else {
+            panic!("no ready line (got {line:?}); stderr:\n{}", worker.stderr());
+        };
+        worker.addr = addr.to_owned();
+        assert!(
+            line.contains("cpu") && line.contains("max batch 4") && line.contains("token required"),
+            "{line}"
+        );
+        worker
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "exit {status}; stderr:\n{}",
+                    self.stderr()
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running 30 s after SIGTERM; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn greedy(prompt: Prompt, n: u32) -> GenerateRequest {
+    GenerateRequest {
+        prompt,
+        params: SamplingParams {
+            ignore_eos: true,
+            ..SamplingParams::greedy(n)
+        },
+    }
+}
+
+#[test]
+fn a_worker_process_serves_generate_health_and_weight_updates() {
+    let (tmp, model) = tiny_model();
+    let worker = Worker::start(&model, tmp.path().join("worker.log"));
+    let addr = worker.addr.clone();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let outsider = RemoteWorker::connect(&addr, ClientOptions::default())
+            .await
+            .unwrap();
+        let err = outsider.info().await.unwrap_err();
+        assert!(err.to_string().contains("Unauthenticated"), "{err}");
+
+        let client = RemoteWorker::connect(
+            &addr,
+            ClientOptions {
+                token: Some(TOKEN.into()),
+                chunk_bytes: 4096,
+                ..ClientOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let info = client.info().await.unwrap();
+        assert_eq!(
+            (
+                info.policy_version,
+                info.device.as_str(),
+                info.max_batch,
+                info.max_seq_len
+            ),
+            (0, "cpu", 4, 64)
+        );
+
+        let generate = |requests: Vec<GenerateRequest>| async {
+            let mut stream = client.generate(requests).await.unwrap();
+            let mut events = Vec::new();
+            while let Some(e) = stream.recv().await {
+                events.push(e);
+            }
+            events.sort_by_key(|e| match e {
+                Ok(c) => c.request,
+                Err(e) => e.request,
+            });
+            events
+        };
+        let requests = || {
+            vec![
+                greedy(Prompt::Text("t5 t9 t14".into()), 4),
+                greedy(Prompt::Tokens(vec![]), 4),
+                greedy(Prompt::Tokens(vec![7, 8]), 3),
+            ]
+        };
+        let before = generate(requests()).await;
+        assert_eq!(before.len(), 3);
+        let first = before[0].as_ref().unwrap();
+        assert_eq!(
+            (first.prompt_ids.as_slice(), first.token_ids.len()),
+            (&[5, 9, 14][..], 4)
+        );
+        assert!(before[1].as_ref().unwrap_err().message.contains("empty"));
+        assert_eq!(before[2].as_ref().unwrap().token_ids.len(), 3);
+
+        tch::manual_seed(0);
+        let head = Tensor::randn([128, 64], (Kind::Float, Device::Cpu));
+        client
+            .update_weights(1, vec![("lm_head.weight".into(), head.shallow_clone())])
+            .await
+            .unwrap();
+        assert_eq!(client.info().await.unwrap().policy_version, 1);
+        let after = generate(requests()).await;
+        let first_after = after[0].as_ref().unwrap();
+        assert_eq!(first_after.policy_version, 1);
+        assert_ne!(
+            first_after.token_ids, first.token_ids,
+            "new weights, new output"
+        );
+
+        let stale = client
+            .update_weights(1, vec![("lm_head.weight".into(), head)])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&stale, RolloutError::Weights(m) if m.contains("version 1 is not newer")),
+            "{stale}"
+        );
+    });
+    worker.stop();
+}
+
+#[test]
+fn bad_input_is_refused_with_exit_code_2() {
+    let (tmp, model) = tiny_model();
+    let model = model.to_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--model", "no/such/model"], "no model \"no/such/model\""),
+        (
+            &["--model", model, "--listen", "not-an-address"],
+            "cannot listen on not-an-address",
+        ),
+        (
+            &["--model", model, "--token-env", "RL_TEST_NO_SUCH_VARIABLE"],
+            "RL_TEST_NO_SUCH_VARIABLE is unset",
+        ),
+        (
+            &["--model", model, "--max-seq-len", "100000"],
+            "max_seq_len = 100000 exceeds the model's context of 256 tokens",
+        ),
+        (&["--model", model, "--device", "cuda:7"], "cuda:7"),
+    ];
+    for (args, needle) in cases {
+        let mut all = vec!["rollout-worker"];
+        all.extend_from_slice(args);
+        for (flag, default) in [("--listen", "127.0.0.1:0"), ("--device", "cpu")] {
+            if !args.contains(&flag) {
+                all.extend([flag, default]);
+            }
+        }
+        let out = rl(tmp.path(), &all);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "rl {all:?}: {err}");
+        assert!(err.contains(needle), "rl {all:?}: {err:?} lacks {needle:?}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
