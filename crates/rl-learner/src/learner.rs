@@ -1,0 +1,303 @@
+//! The update loop: one call per training step turns an [`Experience`] and its [`Targets`] into
+//! optimiser steps. Sequences are shuffled each epoch (seeded by the step, so a restored run
+//! shuffles the same way), split into mini-batches (one optimiser step each) and micro-batches
+//! (one forward/backward each, gradients accumulated).
+
+use std::collections::BTreeMap;
+
+use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
+use rl_core::{Algorithm, AlgorithmError, Experience, LossInputs, Targets, config::LrSchedule};
+use rl_model::{CausalLm, logprobs::DEFAULT_CHUNK_TOKENS, token_logprobs};
+use tch::{Kind, Tensor, nn::VarStore};
+
+use crate::{AdamW, AdamWConfig, grad, optimizer::StateError, schedule::learning_rate};
+
+/// Why an update could not run. The weights are unchanged when it is returned before any
+/// optimiser step; steps already taken in the same call stay.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LearnerError {
+    /// The batch is malformed (shapes, empty, non-finite rewards).
+    #[error("bad batch: {0}")]
+    Batch(String),
+    /// The algorithm refused the batch.
+    #[error(transparent)]
+    Algorithm(#[from] AlgorithmError),
+    /// A checkpoint's optimiser state does not fit.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// How an update runs (from `[learner]` and `[algorithm]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateSettings {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Decay after warm-up.
+    pub schedule: LrSchedule,
+    /// Linear warm-up, in optimiser steps.
+    pub warmup_steps: u64,
+    /// Optimiser steps of the whole run (the schedule's horizon).
+    pub total_steps: u64,
+    /// Global gradient-norm bound; 0 = off.
+    pub grad_clip: f64,
+    /// Passes over each batch.
+    pub epochs: u32,
+    /// Sequences per optimiser step.
+    pub mini_batch_size: usize,
+    /// Sequences per forward/backward pass.
+    pub micro_batch_size: usize,
+    /// Compute the policy's entropy for the loss and metrics.
+    pub entropy: bool,
+    /// Seed of the shuffling.
+    pub seed: u64,
+}
+
+/// What one update did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpdateStats {
+    /// Means over the optimiser steps: the algorithm's metrics plus `actor/grad_norm` and
+    /// `actor/lr`.
+    pub metrics: BTreeMap<String, f64>,
+    /// Optimiser steps taken.
+    pub steps: u64,
+    /// Steps skipped because the gradient was not finite (logged as a warning each time).
+    pub skipped: u64,
+}
+
+/// A policy being trained: the model, its variables and their optimiser.
+pub struct Learner {
+    model: Box<dyn CausalLm>,
+    vs: VarStore,
+    optimizer: AdamW,
+    settings: UpdateSettings,
+    updates: u64,
+}
+
+impl std::fmt::Debug for Learner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Learner")
+            .field("settings", &self.settings)
+            .field("updates", &self.updates)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Learner {
+    /// A learner over `model` and its variables `vs` (every trainable variable is optimised).
+    pub fn new(
+        model: Box<dyn CausalLm>,
+        vs: VarStore,
+        adamw: AdamWConfig,
+        settings: UpdateSettings,
+    ) -> Self {
+        let mut params: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        Self {
+            model,
+            vs,
+            optimizer: AdamW::new(params, adamw),
+            settings,
+            updates: 0,
+        }
+    }
+
+    /// The policy.
+    pub fn model(&self) -> &dyn CausalLm {
+        self.model.as_ref()
+    }
+
+    /// The weights by HF name, for syncing to rollout workers and checkpoints.
+    pub fn weights(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Optimiser state plus the update counter, for a checkpoint.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let mut state = self.optimizer.state();
+        state.push(("learner.updates".into(), Tensor::from(self.updates as i64)));
+        state
+    }
+
+    /// Restores [`state`](Self::state).
+    pub fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<(), LearnerError> {
+        let updates = state
+            .iter()
+            .find(|(n, _)| n == "learner.updates")
+            .ok_or_else(|| StateError("no learner.updates".into()))?;
+        self.optimizer.load_state(state)?;
+        self.updates = updates.1.int64_value(&[]) as u64;
+        Ok(())
+    }
+
+    /// Runs `algorithm`'s loss over `batch` with `targets`: epochs × mini-batches × micro-batches.
+    pub fn update(
+        &mut self,
+        algorithm: &dyn Algorithm,
+        batch: &Experience,
+        targets: &Targets,
+    ) -> Result<UpdateStats, LearnerError> {
+        check_shapes(batch, targets)?;
+        let s = self.settings.clone();
+        let mut rows: Vec<i64> = match &targets.keep {
+            Some(keep) => (0..keep.size()[0])
+                .filter(|&i| keep.int64_value(&[i]) != 0)
+                .collect(),
+            None => (0..batch.input_ids.size()[0]).collect(),
+        };
+        if rows.is_empty() {
+            return Err(LearnerError::Batch(
+                "no sequence left to train on (every group was filtered)".into(),
+            ));
+        }
+        let mut rng =
+            StdRng::seed_from_u64(s.seed ^ self.updates.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut stats = UpdateStats::default();
+        let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+        for _ in 0..s.epochs {
+            rows.shuffle(&mut rng);
+            for mini in rows.chunks(s.mini_batch_size.max(1)) {
+                let step = self.optimizer.steps() + stats.skipped;
+                let lr = learning_rate(s.lr, s.schedule, s.warmup_steps, step, s.total_steps);
+                let metrics = self.minibatch(algorithm, batch, targets, mini)?;
+                let norm = grad::global_norm(self.optimizer.params().map(|(_, p)| p));
+                if norm.is_finite() {
+                    grad::clip(self.optimizer.params().map(|(_, p)| p), norm, s.grad_clip);
+                    self.optimizer.step(lr);
+                    stats.steps += 1;
+                    for (k, v) in metrics {
+                        *sums.entry(k).or_default() += v;
+                    }
+                    *sums.entry("actor/grad_norm".into()).or_default() += norm;
+                    *sums.entry("actor/lr".into()).or_default() += lr;
+                } else {
+                    stats.skipped += 1;
+                    tracing::warn!(
+                        "gradient norm is {norm}: optimizer step skipped, weights unchanged"
+                    );
+                }
+                self.optimizer.zero_grad();
+            }
+        }
+        self.updates += 1;
+        let n = stats.steps.max(1) as f64;
+        stats.metrics = sums.into_iter().map(|(k, v)| (k, v / n)).collect();
+        Ok(stats)
+    }
+
+    /// Forward and backward over the micro-batches of `rows`; returns the summed metrics.
+    fn minibatch(
+        &self,
+        algorithm: &dyn Algorithm,
+        batch: &Experience,
+        targets: &Targets,
+        rows: &[i64],
+    ) -> Result<BTreeMap<String, f64>, LearnerError> {
+        let device = batch.input_ids.device();
+        let index = Tensor::from_slice(rows).to_device(device);
+        let tokens = batch
+            .mask
+            .index_select(0, &index)
+            .sum(Kind::Float)
+            .double_value(&[]);
+        if tokens == 0.0 {
+            return Err(LearnerError::Batch(
+                "a mini-batch has no response tokens to train on".into(),
+            ));
+        }
+        let mut metrics = BTreeMap::new();
+        for micro in rows.chunks(self.settings.micro_batch_size.max(1)) {
+            let index = Tensor::from_slice(micro).to_device(device);
+            let take = |t: &Tensor| t.index_select(0, &index);
+            let take_opt = |t: &Option<Tensor>| t.as_ref().map(|t| t.index_select(0, &index));
+            let ids = take(&batch.input_ids);
+            let stats = token_logprobs(
+                self.model.as_ref(),
+                &ids,
+                &take(&batch.attention_mask),
+                self.settings.entropy,
+                DEFAULT_CHUNK_TOKENS,
+            );
+            let (old, adv, mask) = (
+                take(&batch.old_logprobs),
+                take(&targets.advantages),
+                take(&batch.mask),
+            );
+            let (reference, old_values, returns) = (
+                take_opt(&batch.ref_logprobs),
+                take_opt(&batch.values),
+                take_opt(&targets.returns),
+            );
+            let loss = algorithm.loss(&LossInputs {
+                logprobs: &stats.logprobs,
+                entropy: stats.entropy.as_ref(),
+                values: None,
+                old_logprobs: &old,
+                ref_logprobs: reference.as_ref(),
+                old_values: old_values.as_ref(),
+                advantages: &adv,
+                returns: returns.as_ref(),
+                mask: &mask,
+                minibatch_tokens: tokens,
+                minibatch_sequences: rows.len() as f64,
+            })?;
+            loss.loss.backward();
+            for (k, v) in loss.metrics {
+                *metrics.entry(k).or_default() += v;
+            }
+        }
+        Ok(metrics)
+    }
+}
+
+/// Every per-token tensor must be `[b, t-1]` and every per-sequence one `[b]`.
+fn check_shapes(batch: &Experience, targets: &Targets) -> Result<(), LearnerError> {
+    let size = batch.input_ids.size();
+    let [b, t] = size[..] else {
+        return Err(LearnerError::Batch(format!(
+            "input_ids has shape {size:?}, expected [b, t]"
+        )));
+    };
+    let per_token = [
+        ("mask", Some(&batch.mask)),
+        ("old_logprobs", Some(&batch.old_logprobs)),
+        ("ref_logprobs", batch.ref_logprobs.as_ref()),
+        ("values", batch.values.as_ref()),
+        ("advantages", Some(&targets.advantages)),
+        ("returns", targets.returns.as_ref()),
+    ];
+    for (name, tensor) in per_token {
+        if let Some(tensor) = tensor
+            && tensor.size() != [b, t - 1]
+        {
+            return Err(LearnerError::Batch(format!(
+                "{name} has shape {:?}; with input_ids [{b}, {t}] it must be [{b}, {}]",
+                tensor.size(),
+                t - 1
+            )));
+        }
+    }
+    for (name, tensor) in [
+        ("attention_mask", &batch.attention_mask),
+        ("rewards", &batch.rewards),
+        ("groups", &batch.groups),
+    ] {
+        let want: &[i64] = if name == "attention_mask" {
+            &[b, t]
+        } else {
+            &[b]
+        };
+        if tensor.size() != want {
+            return Err(LearnerError::Batch(format!(
+                "{name} has shape {:?}, expected {want:?}",
+                tensor.size()
+            )));
+        }
+    }
+    Ok(())
+}
