@@ -1,0 +1,25 @@
+//! The shared math of the PPO family, as small pure functions over `[b, t]` token tensors
+//! (tensors in, tensors out, shapes in every doc comment), in the manner of veRL's
+//! `core_algos.py`. Each closed set of choices is an enum (serde `snake_case`, the names
+//! configs use) mapped to its functions. The algorithm files compose these; nothing here holds
+//! a model or state, except the adaptive KL coefficient.
+//!
+//! | file | what |
+//! |---|---|
+//! | [`masked`] | masked sum, mean, variance, whitening, explained variance |
+//!
+//! Conventions: `b` samples (sequences), `t` response positions; `mask` `[b, t]` nonzero =
+//! response token, 0 = prompt or padding, and whatever an invalid position holds (even NaN)
+//! changes no result. Math in f32; the host-side recurrences and group statistics accumulate
+//! in f64. Bad input — mismatched shapes, empty masks, NaN/inf, out-of-range
+//! parameters — is an [`AlgoError`], never a panic or a silent NaN. Losses are differentiable in
+//! the current model's outputs only (`logp`, `values`); advantages and returns are detached.
+
+mod check;
+mod error;
+pub mod masked;
+#[cfg(test)]
+mod testutil;
+
+pub use error::{AlgoError, Result};
+pub use masked::{explained_variance, masked_mean, masked_sum, masked_var, masked_whiten};
