@@ -7,6 +7,10 @@
 //! | file | what |
 //! |---|---|
 //! | [`masked`] | masked sum, mean, variance, whitening, explained variance |
+//! | [`groups`] | group ids: which prompt each sample answers |
+//! | [`rewards`] | outcome scores → per-token rewards; DAPO's overlong penalty |
+//! | [`advantage`] | [`AdvantageEstimator`]: GAE, GRPO, Dr. GRPO, RLOO, REINFORCE++(-baseline) |
+//! | [`filters`] | DAPO's dynamic sampling (drop all-equal groups) |
 //!
 //! Conventions: `b` samples (sequences), `t` response positions; `mask` `[b, t]` nonzero =
 //! response token, 0 = prompt or padding, and whatever an invalid position holds (even NaN)
@@ -15,11 +19,23 @@
 //! parameters — is an [`AlgoError`], never a panic or a silent NaN. Losses are differentiable in
 //! the current model's outputs only (`logp`, `values`); advantages and returns are detached.
 
+pub mod advantage;
 mod check;
 mod error;
+pub mod filters;
+pub mod groups;
 pub mod masked;
+pub mod rewards;
 #[cfg(test)]
 mod testutil;
 
+pub use advantage::{
+    AdvantageEstimator, AdvantageInput, AdvantageParams, Advantages, broadcast_to_tokens,
+    discounted_returns, gae, grpo_advantage, reinforce_pp_advantage,
+    reinforce_pp_baseline_advantage, rloo_advantage,
+};
 pub use error::{AlgoError, Result};
+pub use filters::dynamic_sampling_keep;
+pub use groups::contiguous_group_ids;
 pub use masked::{explained_variance, masked_mean, masked_sum, masked_var, masked_whiten};
+pub use rewards::{overlong_penalty, token_rewards};
