@@ -76,6 +76,25 @@ pub(crate) fn scan(valid: &Tensor, inputs: &[(&'static str, &Tensor)]) -> Result
     Ok(flags[0])
 }
 
+/// Checks per-token `inputs` against `mask` (`[b, t]`): the same shape, finite at valid
+/// positions, and at least `needs` valid positions for `op`. Returns the valid positions (bool)
+/// and their count, with one device-to-host copy.
+pub(crate) fn token_inputs(
+    mask: &Tensor,
+    inputs: &[(&'static str, &Tensor)],
+    op: &'static str,
+    needs: i64,
+) -> Result<(Tensor, i64)> {
+    let (b, t) = dims2("mask", mask)?;
+    for &(name, x) in inputs {
+        expect(name, x, &[b, t], "the mask's shape")?;
+    }
+    let valid = valid(mask);
+    let n = scan(&valid, inputs)?;
+    enough("mask", op, n, needs)?;
+    Ok((valid, n))
+}
+
 /// Fails with a non-finite error if any element of `x` is NaN or ±inf.
 pub(crate) fn all_finite(name: &'static str, x: &Tensor) -> Result<()> {
     if x.numel() == 0 || x.isfinite().all().int64_value(&[]) != 0 {
