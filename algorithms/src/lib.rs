@@ -1,0 +1,4 @@
+//! The PPO-family algorithms of `rl` (PPO, GRPO, Dr. GRPO, DAPO, RLOO, REINFORCE++) over the
+//! shared, pure advantage / policy-loss / KL / aggregation functions of [`core`].
+
+pub mod core;
