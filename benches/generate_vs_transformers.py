@@ -34,7 +34,8 @@ def transformers_rate(args, device, dtype):
                   max_new_tokens=args.new, min_new_tokens=args.new, pad_token_id=0)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with torch.no_grad():
-        model.generate(ids[:1], **{**kwargs, "max_new_tokens": 4, "min_new_tokens": 4})  # warm-up
+        warm = {**kwargs, "attention_mask": kwargs["attention_mask"][:1], "max_new_tokens": 4, "min_new_tokens": 4}
+        model.generate(ids[:1], **warm)  # warm-up
         times = []
         for _ in range(args.reps):
             sync()
@@ -70,6 +71,7 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--skip-transformers", action="store_true", help="only rl (e.g. a second batch size)")
     p.add_argument("--eager", action="store_true", help="rl without CUDA graphs")
+    p.add_argument("--skip-rl", action="store_true", help="only transformers")
     args = p.parse_args()
     args.dtype = args.dtype or ("bf16" if args.device == "cuda" else "f32")
     device = torch.device(args.device)
@@ -77,16 +79,19 @@ def main():
 
     print(f"# {args.device} {args.dtype}, batch {args.batch}, prompt {args.prompt}, new {args.new}, "
           f"torch threads {torch.get_num_threads()}")
-    ours = rl_rate(args, mixed=False)
-    graphs = " (CUDA graphs)" if ours.get("cuda_graphs") else ""
-    print(f"rl fixed:     {ours['tokens_per_s']:10.0f} tokens/s  (median {ours['median_s']:.2f} s){graphs}")
-    mixed = rl_rate(args, mixed=True)
-    print(f"rl mixed:     {mixed['tokens_per_s']:10.0f} tokens/s  ({mixed['requests']} requests, 16..{args.new} tokens) "
-          f"= {mixed['tokens_per_s'] / ours['tokens_per_s']:.2f} x fixed")
+    ours = None
+    if not args.skip_rl:
+        ours = rl_rate(args, mixed=False)
+        graphs = " (CUDA graphs)" if ours.get("cuda_graphs") else ""
+        print(f"rl fixed:     {ours['tokens_per_s']:10.0f} tokens/s  (median {ours['median_s']:.2f} s){graphs}")
+        mixed = rl_rate(args, mixed=True)
+        print(f"rl mixed:     {mixed['tokens_per_s']:10.0f} tokens/s  ({mixed['requests']} requests, 16..{args.new} tokens) "
+              f"= {mixed['tokens_per_s'] / ours['tokens_per_s']:.2f} x fixed")
     if not args.skip_transformers:
         theirs = transformers_rate(args, device, dtype)
         print(f"{theirs['impl']}: {theirs['tokens_per_s']:10.0f} tokens/s  (median {theirs['median_s']:.2f} s)")
-        print(f"ratio rl / transformers: {ours['tokens_per_s'] / theirs['tokens_per_s']:.2f} x")
+        if ours:
+            print(f"ratio rl / transformers: {ours['tokens_per_s'] / theirs['tokens_per_s']:.2f} x")
 
 
 if __name__ == "__main__":

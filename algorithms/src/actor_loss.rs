@@ -1,0 +1,84 @@
+//! The actor objective the policy-gradient algorithms share: PPO's clipped surrogate on the
+//! advantages, plus an optional KL penalty to the reference model and an entropy bonus, each
+//! reduced by the configured aggregation so that micro-batch losses sum exactly to the
+//! mini-batch loss. Metrics use veRL's names.
+
+use rl_core::{AlgorithmError, Loss, LossInputs};
+use tch::{Kind, Tensor};
+
+use crate::core::{AlgoError, KlEstimator, LossAggregation, PpoClip, ppo_policy_loss, token_kl};
+
+/// The actor objective's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ActorObjective {
+    /// Ratio clipping (ε_low, ε_high, dual-clip).
+    pub clip: PpoClip,
+    /// How token losses become one number.
+    pub aggregation: LossAggregation,
+    /// KL penalty in the loss: estimator and coefficient (None or 0 = off).
+    pub kl: Option<(KlEstimator, f64)>,
+    /// Weight of the entropy bonus (0 = off).
+    pub entropy_coef: f64,
+}
+
+impl ActorObjective {
+    /// The loss of one micro-batch, for algorithm `name` (in errors).
+    pub fn loss(&self, name: &str, x: &LossInputs<'_>) -> Result<Loss, AlgorithmError> {
+        let err = |e: AlgoError| AlgorithmError {
+            algorithm: name.to_owned(),
+            message: e.to_string(),
+        };
+        let divisor = match self.aggregation {
+            LossAggregation::TokenMean => x.minibatch_tokens,
+            _ => x.minibatch_sequences,
+        };
+        if divisor <= 0.0 {
+            return Err(AlgorithmError {
+                algorithm: name.to_owned(),
+                message: "the mini-batch has no response tokens".into(),
+            });
+        }
+        // Share of the mini-batch this micro-batch's token means stand for.
+        let tokens = x.mask.sum(Kind::Float).double_value(&[]);
+        let share = tokens / x.minibatch_tokens.max(1.0);
+        let reduce = |per_token: &Tensor| -> Result<Tensor, AlgorithmError> {
+            Ok(self.aggregation.numerator(per_token, x.mask).map_err(err)? / divisor)
+        };
+
+        let pg = ppo_policy_loss(x.logprobs, x.old_logprobs, x.advantages, x.mask, &self.clip)
+            .map_err(err)?;
+        let pg_loss = reduce(&pg.loss)?;
+        let mut metrics = vec![
+            ("actor/pg_loss".to_owned(), pg_loss.double_value(&[])),
+            (
+                "actor/pg_clipfrac".to_owned(),
+                pg.clip_frac.double_value(&[]) * share,
+            ),
+            (
+                "actor/ppo_kl".to_owned(),
+                pg.ppo_kl.double_value(&[]) * share,
+            ),
+        ];
+        let mut total = pg_loss;
+        if let (Some((estimator, coef)), Some(reference)) = (self.kl, x.ref_logprobs)
+            && coef > 0.0
+        {
+            let kl = token_kl(x.logprobs, reference, x.mask, estimator).map_err(err)?;
+            let kl_loss = reduce(&kl)?;
+            metrics.push(("kl/ref".to_owned(), kl_loss.double_value(&[])));
+            total += kl_loss * coef;
+        }
+        if let Some(entropy) = x.entropy {
+            let mean =
+                (entropy * x.mask).sum(Kind::Float).double_value(&[]) / x.minibatch_tokens.max(1.0);
+            metrics.push(("actor/entropy".to_owned(), mean));
+            if self.entropy_coef != 0.0 {
+                total -= reduce(entropy)? * self.entropy_coef;
+            }
+        }
+        Ok(Loss {
+            loss: total,
+            metrics,
+        })
+    }
+}
