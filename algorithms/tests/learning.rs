@@ -8,8 +8,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
-
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rl_algorithms::{
     ActorObjective, Grpo,
@@ -20,11 +18,7 @@ use rl_learner::{
     AdamWConfig, Learner, UpdateSettings,
     experience::{self, Rollout},
 };
-use rl_model::{
-    arch::ArchConfig,
-    hf::LoadedModel,
-    tokenizer::{SpecialTokens, Tokenizer},
-};
+use rl_model::{arch::ArchConfig, hf::LoadedModel, tokenizer::Tokenizer};
 use rl_rollout::{Completion, Engine, EngineConfig, GenerateRequest, Prompt, SamplingParams};
 use tch::{Device, nn::VarStore};
 
@@ -53,20 +47,6 @@ fn random_model(seed: i64) -> LoadedModel {
     }
 }
 
-fn tokenizer() -> Tokenizer {
-    let words: HashMap<String, u32> = (0..VOCAB as u32).map(|i| (format!("t{i}"), i)).collect();
-    let model = tokenizers::models::wordlevel::WordLevel::builder()
-        .vocab(words.into_iter().collect())
-        .unk_token("t0".into())
-        .build()
-        .unwrap();
-    let specials = SpecialTokens {
-        eos: Some("t0".into()),
-        ..SpecialTokens::default()
-    };
-    Tokenizer::new(tokenizers::Tokenizer::new(model), specials).unwrap()
-}
-
 fn correct(c: &Completion) -> bool {
     c.token_ids.first() == Some(&(c.prompt_ids[0] + 6))
 }
@@ -76,7 +56,7 @@ fn train(steps: usize, reward: &mut dyn FnMut(&Completion) -> f64) -> Vec<(f64, 
     let policy = random_model(1);
     let mut engine = Engine::new(
         random_model(2),
-        tokenizer(),
+        Tokenizer::numbered(VOCAB as u32, 0).unwrap(),
         EngineConfig {
             max_batch: 64,
             ..EngineConfig::default()

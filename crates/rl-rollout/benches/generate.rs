@@ -13,13 +13,9 @@
 
 #![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
 
-use std::{collections::HashMap, time::Instant};
+use std::time::Instant;
 
-use rl_model::{
-    arch::ArchConfig,
-    hf::LoadedModel,
-    tokenizer::{SpecialTokens, Tokenizer},
-};
+use rl_model::{arch::ArchConfig, hf::LoadedModel, tokenizer::Tokenizer};
 use rl_rollout::{Engine, EngineConfig, GenerateRequest, Prompt, SamplingParams};
 use tch::{Cuda, Device, Kind, Tensor, nn::VarStore};
 
@@ -38,21 +34,6 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
                 .unwrap_or_else(|_| panic!("bad value for {name}: {v}"))
         })
         .unwrap_or(default)
-}
-
-/// Word-level tokenizer over the vocabulary (the bench never encodes text; it decodes ids).
-fn tokenizer(vocab: i64) -> Tokenizer {
-    let words: HashMap<String, u32> = (0..vocab as u32).map(|i| (format!("t{i}"), i)).collect();
-    let model = tokenizers::models::wordlevel::WordLevel::builder()
-        .vocab(words.into_iter().collect())
-        .unk_token("t0".into())
-        .build()
-        .unwrap();
-    let specials = SpecialTokens {
-        eos: Some("t0".into()),
-        ..SpecialTokens::default()
-    };
-    Tokenizer::new(tokenizers::Tokenizer::new(model), specials).unwrap()
 }
 
 fn main() {
@@ -111,7 +92,12 @@ fn main() {
         cuda_graphs: !eager,
         ..EngineConfig::default()
     };
-    let mut engine = Engine::new(loaded, tokenizer(vocab), engine_config).unwrap();
+    let mut engine = Engine::new(
+        loaded,
+        Tokenizer::numbered(vocab as u32, 0).unwrap(),
+        engine_config,
+    )
+    .unwrap();
 
     let count = if mixed { 4 * batch } else { batch };
     let shortest = 16.min(i64::from(new));

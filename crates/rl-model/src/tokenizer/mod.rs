@@ -46,6 +46,26 @@ pub struct Tokenizer {
 }
 
 impl Tokenizer {
+    /// A whitespace word-level tokenizer whose token `i` is the word `t{i}`, for `vocab` ids,
+    /// with `t{eos}` as EOS: for random models in tests and benchmarks, where ids matter and
+    /// text does not.
+    pub fn numbered(vocab: u32, eos: u32) -> Result<Self, TokenizerError> {
+        let words: std::collections::HashMap<String, u32> =
+            (0..vocab).map(|i| (format!("t{i}"), i)).collect();
+        let model = tokenizers::models::wordlevel::WordLevel::builder()
+            .vocab(words.into_iter().collect())
+            .unk_token("t0".into())
+            .build()
+            .map_err(|e| codec_error("build", e))?;
+        let mut inner = tokenizers::Tokenizer::new(model);
+        inner.with_pre_tokenizer(Some(tokenizers::pre_tokenizers::whitespace::Whitespace {}));
+        let specials = SpecialTokens {
+            eos: Some(format!("t{eos}")),
+            ..SpecialTokens::default()
+        };
+        Self::new(inner, specials)
+    }
+
     /// Wraps an in-memory `tokenizers` model (e.g. one built from GGUF metadata) with its
     /// special tokens; no chat template until [`set_chat_template`](Self::set_chat_template).
     pub fn new(

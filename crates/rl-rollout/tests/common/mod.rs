@@ -3,9 +3,9 @@
 
 #![allow(dead_code)]
 
-use std::{collections::HashMap, path::PathBuf};
+use std::path::PathBuf;
 
-use rl_model::tokenizer::{SpecialTokens, Tokenizer};
+use rl_model::tokenizer::Tokenizer;
 use rl_rollout::{
     Completion, Engine, EngineConfig, Event, GenerateRequest, Prompt, RequestError, SamplingParams,
 };
@@ -18,23 +18,6 @@ pub fn tiny_model_dir(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A whitespace word-level tokenizer over tokens `t0 .. t{vocab-1}`; `t{eos}` is EOS.
-pub fn word_tokenizer(vocab: u32, eos: u32) -> Tokenizer {
-    let words: HashMap<String, u32> = (0..vocab).map(|i| (format!("t{i}"), i)).collect();
-    let model = tokenizers::models::wordlevel::WordLevel::builder()
-        .vocab(words.into_iter().collect())
-        .unk_token("t0".into())
-        .build()
-        .expect("word-level model");
-    let mut inner = tokenizers::Tokenizer::new(model);
-    inner.with_pre_tokenizer(Some(tokenizers::pre_tokenizers::whitespace::Whitespace {}));
-    let specials = SpecialTokens {
-        eos: Some(format!("t{eos}")),
-        ..SpecialTokens::default()
-    };
-    Tokenizer::new(inner, specials).expect("tokenizer")
-}
-
 /// An f32 CPU engine over the tiny fixture `name` (EOS: token 2).
 pub fn tiny_engine(name: &str, config: EngineConfig) -> Engine {
     tiny_engine_with_eos(name, config, 2)
@@ -45,7 +28,12 @@ pub fn tiny_engine_with_eos(name: &str, config: EngineConfig, eos: u32) -> Engin
     let loaded = rl_model::hf::load_dir(&tiny_model_dir(name), Device::Cpu, Kind::Float)
         .expect("tiny model loads");
     let vocab = loaded.model.lm_head().size()[0] as u32;
-    Engine::new(loaded, word_tokenizer(vocab, eos), config).expect("engine")
+    Engine::new(
+        loaded,
+        Tokenizer::numbered(vocab, eos).expect("tokenizer"),
+        config,
+    )
+    .expect("engine")
 }
 
 /// A request for the token-id `prompt`.
