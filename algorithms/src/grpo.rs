@@ -5,10 +5,10 @@
 //! clipped surrogate with an optional KL term to the reference model in the loss.
 
 use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
-use tch::Kind;
 
 use crate::{
     actor_loss::ActorObjective,
+    common::{err, metrics},
     core::{broadcast_to_tokens, grpo_advantage},
 };
 
@@ -37,37 +37,14 @@ impl Algorithm for Grpo {
     }
 
     fn targets(&mut self, batch: &Experience) -> Result<Targets, AlgorithmError> {
-        let err = |e: crate::core::AlgoError| AlgorithmError {
-            algorithm: self.name().to_owned(),
-            message: e.to_string(),
-        };
+        let name = self.name().to_owned();
         let per_sample = grpo_advantage(&batch.rewards, &batch.groups, self.scale_by_std, STD_EPS)
-            .map_err(err)?;
-        let advantages = broadcast_to_tokens(&per_sample, &batch.mask).map_err(err)?;
-        let rewards = batch.rewards.to_kind(Kind::Double);
-        let metrics = vec![
-            (
-                "reward/mean".to_owned(),
-                rewards.mean(Kind::Double).double_value(&[]),
-            ),
-            (
-                "reward/std".to_owned(),
-                rewards.std(false).double_value(&[]),
-            ),
-            (
-                "critic/advantages/mean".to_owned(),
-                per_sample.mean(Kind::Double).double_value(&[]),
-            ),
-            (
-                "critic/advantages/max".to_owned(),
-                per_sample.max().double_value(&[]),
-            ),
-        ];
+            .map_err(err(&name))?;
         Ok(Targets {
-            advantages,
+            advantages: broadcast_to_tokens(&per_sample, &batch.mask).map_err(err(&name))?,
             returns: None,
             keep: None,
-            metrics,
+            metrics: metrics(batch, &per_sample),
         })
     }
 

@@ -2,8 +2,17 @@
 //! shared, pure advantage / policy-loss / KL / aggregation functions of [`core`].
 
 pub mod actor_loss;
+mod common;
+pub mod config;
 pub mod core;
+pub mod dapo;
 pub mod grpo;
+pub mod reinforce_pp;
+pub mod rloo;
 
 pub use actor_loss::ActorObjective;
+pub use config::from_config;
+pub use dapo::Dapo;
 pub use grpo::Grpo;
+pub use reinforce_pp::ReinforcePp;
+pub use rloo::Rloo;

@@ -1,0 +1,52 @@
+//! Small pieces the algorithm files share: error conversion, reward metrics, the KL penalty as
+//! a per-token reward term.
+
+use rl_core::{AlgorithmError, Experience};
+use tch::{Kind, Tensor};
+
+use crate::core::{AlgoError, KlEstimator, token_kl};
+
+/// Turns the math's errors into the algorithm's, naming it.
+pub(crate) fn err(name: &str) -> impl Fn(AlgoError) -> AlgorithmError + '_ {
+    move |e| AlgorithmError {
+        algorithm: name.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// `reward/mean`, `reward/std` and the advantage statistics of `[b]` per-sample advantages.
+pub(crate) fn metrics(batch: &Experience, per_sample: &Tensor) -> Vec<(String, f64)> {
+    let rewards = batch.rewards.to_kind(Kind::Double);
+    let adv = per_sample.to_kind(Kind::Double);
+    vec![
+        (
+            "reward/mean".into(),
+            rewards.mean(Kind::Double).double_value(&[]),
+        ),
+        ("reward/std".into(), rewards.std(false).double_value(&[])),
+        (
+            "critic/advantages/mean".into(),
+            adv.mean(Kind::Double).double_value(&[]),
+        ),
+        ("critic/advantages/max".into(), adv.max().double_value(&[])),
+        ("critic/advantages/min".into(), adv.min().double_value(&[])),
+    ]
+}
+
+/// `coef · KL(rollout policy ‖ reference)` per token `[b, n]`, for algorithms that put the KL
+/// in the reward; None when the coefficient is 0. The reference log-probs must be present.
+pub(crate) fn kl_penalty(
+    name: &str,
+    batch: &Experience,
+    kl: Option<(KlEstimator, f64)>,
+) -> Result<Option<Tensor>, AlgorithmError> {
+    let Some((estimator, coef)) = kl.filter(|(_, c)| *c > 0.0) else {
+        return Ok(None);
+    };
+    let reference = batch.ref_logprobs.as_ref().ok_or_else(|| AlgorithmError {
+        algorithm: name.to_owned(),
+        message: "a KL penalty needs the reference model's log-probs (ref_logprobs)".into(),
+    })?;
+    let kl = token_kl(&batch.old_logprobs, reference, &batch.mask, estimator).map_err(err(name))?;
+    Ok(Some(kl.detach() * coef))
+}

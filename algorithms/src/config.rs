@@ -1,0 +1,119 @@
+//! Building an algorithm from the run's `[algorithm]` section.
+
+use rl_core::{
+    Algorithm, AlgorithmError,
+    config::{Advantage, AlgorithmConfig, AlgorithmName, KlEstimator as KlName, LossAgg},
+};
+
+use crate::{
+    ActorObjective, Dapo, Grpo, ReinforcePp, Rloo,
+    core::{KlEstimator, LossAggregation, PpoClip},
+};
+
+/// The algorithm `config` describes (after [`AlgorithmConfig::resolve`]).
+pub fn from_config(config: &AlgorithmConfig) -> Result<Box<dyn Algorithm>, AlgorithmError> {
+    let estimator = match config.kl_estimator {
+        KlName::K1 => KlEstimator::K1,
+        KlName::K2 => KlEstimator::K2,
+        KlName::K3 => KlEstimator::K3,
+    };
+    let aggregation = match config.loss_agg.unwrap_or(LossAgg::TokenMean) {
+        LossAgg::TokenMean => LossAggregation::TokenMean,
+        LossAgg::SeqMeanTokenSum => LossAggregation::SeqMeanTokenSum,
+        LossAgg::SeqMeanTokenMean => LossAggregation::SeqMeanTokenMean,
+    };
+    let kl = (config.kl_coef > 0.0).then_some((estimator, config.kl_coef));
+    let objective = ActorObjective {
+        clip: PpoClip {
+            eps_low: config.clip_ratio,
+            eps_high: config.clip_ratio_high.unwrap_or(config.clip_ratio),
+            dual_clip: None,
+        },
+        aggregation,
+        kl,
+        entropy_coef: config.entropy_coef,
+    };
+    let advantage = config.advantage.unwrap_or(match config.name {
+        AlgorithmName::Ppo => Advantage::Gae,
+        AlgorithmName::Grpo | AlgorithmName::Dapo => Advantage::GroupNorm,
+        AlgorithmName::Rloo => Advantage::Rloo,
+        AlgorithmName::ReinforcePp => Advantage::ReinforcePp,
+    });
+    Ok(match (config.name, advantage) {
+        (_, Advantage::Gae) => {
+            return Err(AlgorithmError {
+                algorithm: config.name.as_str().to_owned(),
+                message: "PPO with a critic (GAE advantages) is not available yet; use \
+                          algorithm.name = \"grpo\", \"dapo\", \"rloo\" or \"reinforce_pp\""
+                    .into(),
+            });
+        }
+        (AlgorithmName::Dapo, Advantage::GroupNorm) => Box::new(Dapo {
+            objective,
+            overlong: None,
+        }),
+        (_, Advantage::GroupNorm) => Box::new(Grpo {
+            objective,
+            scale_by_std: config.scale_by_std,
+        }),
+        (_, Advantage::Rloo) => Box::new(Rloo { objective }),
+        (_, Advantage::ReinforcePp) => Box::new(ReinforcePp {
+            objective: ActorObjective {
+                kl: None,
+                ..objective
+            },
+            kl_in_reward: kl,
+            gamma: config.gamma,
+            baseline: false,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(
+        name: AlgorithmName,
+        change: impl FnOnce(&mut AlgorithmConfig),
+    ) -> Result<Box<dyn Algorithm>, AlgorithmError> {
+        let mut config = AlgorithmConfig {
+            name,
+            ..AlgorithmConfig::default()
+        };
+        change(&mut config);
+        config.resolve();
+        from_config(&config)
+    }
+
+    #[test]
+    fn each_name_builds_its_algorithm_and_needs_follow_the_kl() {
+        let names = |c: fn(&mut AlgorithmConfig)| -> Vec<String> {
+            [
+                AlgorithmName::Grpo,
+                AlgorithmName::Dapo,
+                AlgorithmName::Rloo,
+                AlgorithmName::ReinforcePp,
+            ]
+            .into_iter()
+            .map(|n| build(n, c).unwrap().name().to_owned())
+            .collect()
+        };
+        assert_eq!(names(|_| {}), ["grpo", "dapo", "rloo", "reinforce_pp"]);
+        let dr = build(AlgorithmName::Grpo, |c| c.scale_by_std = false).unwrap();
+        assert_eq!(dr.name(), "dr_grpo");
+        assert!(!dr.needs().reference);
+        let with_kl = build(AlgorithmName::ReinforcePp, |c| c.kl_coef = 0.01).unwrap();
+        assert!(with_kl.needs().reference && !with_kl.needs().critic);
+    }
+
+    #[test]
+    fn ppo_is_refused_with_what_to_use_instead() {
+        let err = build(AlgorithmName::Ppo, |_| {}).err().unwrap();
+        assert!(err.to_string().contains("PPO with a critic"), "{err}");
+        assert!(
+            err.to_string().contains("algorithm.name = \"grpo\""),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! DAPO (Yu et al. 2025, arXiv 2503.14476): GRPO's group-normalised advantages with four
+//! changes — clip-higher (a larger ε_high than ε_low keeps exploration alive), a token-level
+//! loss (`token_mean`), dynamic sampling (groups whose rewards are all equal carry no signal and
+//! are dropped from the update), and an overlong penalty that shapes the reward of responses
+//! running into the length limit.
+
+use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
+use tch::Kind;
+
+use crate::{
+    actor_loss::ActorObjective,
+    common::{err, metrics},
+    core::{broadcast_to_tokens, dynamic_sampling_keep, grpo_advantage, overlong_penalty},
+};
+
+/// DAPO's soft overlong punishment: responses longer than `max_len − cache_len` tokens lose up
+/// to 1 reward, linearly, reaching −1 at `max_len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overlong {
+    /// The generation limit (`rollout.max_new_tokens`).
+    pub max_len: i64,
+    /// Length of the punished interval before it.
+    pub cache_len: i64,
+}
+
+/// DAPO.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dapo {
+    /// The actor objective (clip-higher and `token_mean` by default in configs).
+    pub objective: ActorObjective,
+    /// Overlong reward shaping; None = off.
+    pub overlong: Option<Overlong>,
+}
+
+impl Algorithm for Dapo {
+    fn name(&self) -> &str {
+        "dapo"
+    }
+
+    fn needs(&self) -> Needs {
+        Needs {
+            reference: self.objective.kl.is_some_and(|(_, c)| c > 0.0),
+            critic: false,
+        }
+    }
+
+    fn targets(&mut self, batch: &Experience) -> Result<Targets, AlgorithmError> {
+        let mut scores = batch.rewards.to_kind(Kind::Float);
+        if let Some(o) = self.overlong {
+            let lengths = batch.mask.sum_dim_intlist(1, false, Kind::Float);
+            scores += overlong_penalty(&lengths, o.max_len, o.cache_len).map_err(err("dapo"))?;
+        }
+        let keep = dynamic_sampling_keep(&scores, &batch.groups).map_err(err("dapo"))?;
+        let per_sample = grpo_advantage(&scores, &batch.groups, true, 1e-6).map_err(err("dapo"))?;
+        let mut metrics = metrics(batch, &per_sample);
+        let kept = keep
+            .to_kind(Kind::Double)
+            .mean(Kind::Double)
+            .double_value(&[]);
+        metrics.push(("dapo/kept_fraction".into(), kept));
+        Ok(Targets {
+            advantages: broadcast_to_tokens(&per_sample, &batch.mask).map_err(err("dapo"))?,
+            returns: None,
+            keep: Some(keep),
+            metrics,
+        })
+    }
+
+    fn loss(&self, inputs: &LossInputs<'_>) -> Result<Loss, AlgorithmError> {
+        self.objective.loss("dapo", inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{LossAggregation, PpoClip};
+    use tch::{Device, Tensor};
+
+    fn batch(rewards: &[f32], lengths: &[i64]) -> Experience {
+        let b = rewards.len() as i64;
+        let n = *lengths.iter().max().unwrap_or(&1);
+        let mask: Vec<f32> = lengths
+            .iter()
+            .flat_map(|&l| (0..n).map(move |i| if i < l { 1.0 } else { 0.0 }))
+            .collect();
+        Experience {
+            input_ids: Tensor::zeros([b, n + 1], (Kind::Int64, Device::Cpu)),
+            attention_mask: Tensor::ones([b, n + 1], (Kind::Int64, Device::Cpu)),
+            mask: Tensor::from_slice(&mask).view([b, n]),
+            old_logprobs: Tensor::zeros([b, n], (Kind::Float, Device::Cpu)),
+            ref_logprobs: None,
+            values: None,
+            rewards: Tensor::from_slice(rewards),
+            groups: Tensor::from_slice(&[0i64, 0, 1, 1]),
+        }
+    }
+
+    fn dapo(overlong: Option<Overlong>) -> Dapo {
+        Dapo {
+            objective: ActorObjective {
+                clip: PpoClip {
+                    eps_low: 0.2,
+                    eps_high: 0.28,
+                    dual_clip: None,
+                },
+                aggregation: LossAggregation::TokenMean,
+                kl: None,
+                entropy_coef: 0.0,
+            },
+            overlong,
+        }
+    }
+
+    #[test]
+    fn all_equal_groups_are_dropped_and_overlong_responses_lose_reward() {
+        // Group 0 (rewards 1, 1) carries no signal; group 1 (1, 0) does.
+        let t = dapo(None)
+            .targets(&batch(&[1.0, 1.0, 1.0, 0.0], &[2, 2, 2, 2]))
+            .unwrap();
+        let keep = Vec::<bool>::try_from(t.keep.unwrap()).unwrap();
+        assert_eq!(keep, [false, false, true, true]);
+        // With max_len 4 and a cache of 2, a 4-token response gets −1: group 0 now differs
+        // (1 vs 0), and its shorter member gets the positive advantage.
+        let o = Overlong {
+            max_len: 4,
+            cache_len: 2,
+        };
+        let t = dapo(Some(o))
+            .targets(&batch(&[1.0, 1.0, 1.0, 0.0], &[2, 4, 2, 2]))
+            .unwrap();
+        let keep = Vec::<bool>::try_from(t.keep.unwrap()).unwrap();
+        assert_eq!(keep, [true, true, true, true]);
+        assert!(t.advantages.double_value(&[0, 0]) > 0.0);
+        assert!(t.advantages.double_value(&[1, 0]) < 0.0);
+    }
+}

@@ -1,0 +1,89 @@
+//! REINFORCE++ (Hu 2025, arXiv 2501.03262): no critic; per-token rewards are the outcome score on
+//! the last response token minus the KL penalty to the reference model on every token, their
+//! discounted returns are whitened over the whole batch, and the PPO clipped surrogate is
+//! optimised. The baseline variant subtracts each prompt's mean score first.
+
+use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
+use tch::Kind;
+
+use crate::{
+    actor_loss::ActorObjective,
+    common::{err, kl_penalty, metrics},
+    core::{AdvantageEstimator, AdvantageInput, AdvantageParams, KlEstimator},
+};
+
+/// REINFORCE++ and REINFORCE++-baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReinforcePp {
+    /// The actor objective (its KL term is usually off: the KL is in the reward).
+    pub objective: ActorObjective,
+    /// KL penalty in the reward: estimator and coefficient.
+    pub kl_in_reward: Option<(KlEstimator, f64)>,
+    /// Discount γ of the returns.
+    pub gamma: f64,
+    /// Subtract the prompt's mean score first (REINFORCE++-baseline).
+    pub baseline: bool,
+}
+
+impl Algorithm for ReinforcePp {
+    fn name(&self) -> &str {
+        if self.baseline {
+            "reinforce_pp_baseline"
+        } else {
+            "reinforce_pp"
+        }
+    }
+
+    fn needs(&self) -> Needs {
+        let kl = |k: Option<(KlEstimator, f64)>| k.is_some_and(|(_, c)| c > 0.0);
+        Needs {
+            reference: kl(self.kl_in_reward) || kl(self.objective.kl),
+            critic: false,
+        }
+    }
+
+    fn targets(&mut self, batch: &Experience) -> Result<Targets, AlgorithmError> {
+        let name = self.name().to_owned();
+        let penalty = kl_penalty(&name, batch, self.kl_in_reward)?;
+        let estimator = if self.baseline {
+            AdvantageEstimator::ReinforcePlusPlusBaseline
+        } else {
+            AdvantageEstimator::ReinforcePlusPlus
+        };
+        let input = AdvantageInput {
+            scores: &batch.rewards,
+            mask: &batch.mask,
+            token_penalty: penalty.as_ref(),
+            values: None,
+            group_ids: Some(&batch.groups),
+        };
+        let params = AdvantageParams {
+            gamma: self.gamma,
+            ..AdvantageParams::default()
+        };
+        let out = estimator.compute(&input, &params).map_err(err(&name))?;
+        // Per-sample summary for the metrics: the advantage of each sequence's first token.
+        let tokens = batch
+            .mask
+            .sum_dim_intlist(1, false, Kind::Float)
+            .clamp_min(1.0);
+        let per_sample =
+            (&out.advantages * &batch.mask).sum_dim_intlist(1, false, Kind::Float) / tokens;
+        let mut metrics = metrics(batch, &per_sample);
+        if let Some(p) = &penalty {
+            let mean = (p * &batch.mask).sum(Kind::Double).double_value(&[])
+                / batch.mask.sum(Kind::Double).double_value(&[]).max(1.0);
+            metrics.push(("kl/penalty".into(), mean));
+        }
+        Ok(Targets {
+            advantages: out.advantages,
+            returns: None,
+            keep: None,
+            metrics,
+        })
+    }
+
+    fn loss(&self, inputs: &LossInputs<'_>) -> Result<Loss, AlgorithmError> {
+        self.objective.loss(self.name(), inputs)
+    }
+}

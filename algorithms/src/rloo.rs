@@ -1,0 +1,45 @@
+//! RLOO (Ahmadian et al. 2024, arXiv 2402.14740): REINFORCE with a leave-one-out baseline —
+//! each sample's advantage is its reward minus the mean reward of the other `k − 1` samples of
+//! its prompt — optimised with the PPO clipped surrogate (as OpenRLHF does), KL in the loss.
+
+use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
+
+use crate::{
+    actor_loss::ActorObjective,
+    common::{err, metrics},
+    core::{broadcast_to_tokens, rloo_advantage},
+};
+
+/// RLOO.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rloo {
+    /// The actor objective.
+    pub objective: ActorObjective,
+}
+
+impl Algorithm for Rloo {
+    fn name(&self) -> &str {
+        "rloo"
+    }
+
+    fn needs(&self) -> Needs {
+        Needs {
+            reference: self.objective.kl.is_some_and(|(_, c)| c > 0.0),
+            critic: false,
+        }
+    }
+
+    fn targets(&mut self, batch: &Experience) -> Result<Targets, AlgorithmError> {
+        let per_sample = rloo_advantage(&batch.rewards, &batch.groups).map_err(err("rloo"))?;
+        Ok(Targets {
+            advantages: broadcast_to_tokens(&per_sample, &batch.mask).map_err(err("rloo"))?,
+            returns: None,
+            keep: None,
+            metrics: metrics(batch, &per_sample),
+        })
+    }
+
+    fn loss(&self, inputs: &LossInputs<'_>) -> Result<Loss, AlgorithmError> {
+        self.objective.loss("rloo", inputs)
+    }
+}
