@@ -50,3 +50,14 @@ pub(crate) fn kl_penalty(
     let kl = token_kl(&batch.old_logprobs, reference, &batch.mask, estimator).map_err(err(name))?;
     Ok(Some(kl.detach() * coef))
 }
+
+/// Whether a KL term is configured with a positive coefficient.
+pub(crate) fn kl_on(kl: Option<(KlEstimator, f64)>) -> bool {
+    kl.is_some_and(|(_, coef)| coef > 0.0)
+}
+
+/// Mean of `per_token` `[b, n]` over each row's valid tokens → `[b]` (0 for empty rows).
+pub(crate) fn sequence_mean(per_token: &Tensor, mask: &Tensor) -> Tensor {
+    let tokens = mask.sum_dim_intlist(1, false, Kind::Float).clamp_min(1.0);
+    (per_token * mask).sum_dim_intlist(1, false, Kind::Float) / tokens
+}

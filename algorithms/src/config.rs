@@ -6,7 +6,7 @@ use rl_core::{
 };
 
 use crate::{
-    ActorObjective, Dapo, Grpo, ReinforcePp, Rloo,
+    ActorObjective, Dapo, Grpo, Ppo, ReinforcePp, Rloo,
     core::{KlEstimator, LossAggregation, PpoClip},
 };
 
@@ -40,14 +40,19 @@ pub fn from_config(config: &AlgorithmConfig) -> Result<Box<dyn Algorithm>, Algor
         AlgorithmName::ReinforcePp => Advantage::ReinforcePp,
     });
     Ok(match (config.name, advantage) {
-        (_, Advantage::Gae) => {
-            return Err(AlgorithmError {
-                algorithm: config.name.as_str().to_owned(),
-                message: "PPO with a critic (GAE advantages) is not available yet; use \
-                          algorithm.name = \"grpo\", \"dapo\", \"rloo\" or \"reinforce_pp\""
-                    .into(),
-            });
-        }
+        (_, Advantage::Gae) => Box::new(Ppo {
+            objective: ActorObjective {
+                kl: None,
+                ..objective
+            },
+            kl_in_reward: kl,
+            gamma: config.gamma,
+            lam: config.lam,
+            value_clip: Some(config.value_clip),
+            vf_coef: 1.0,
+            critic_warmup: 0,
+            updates: 0,
+        }),
         (AlgorithmName::Dapo, Advantage::GroupNorm) => Box::new(Dapo {
             objective,
             overlong: None,
@@ -108,12 +113,9 @@ mod tests {
     }
 
     #[test]
-    fn ppo_is_refused_with_what_to_use_instead() {
-        let err = build(AlgorithmName::Ppo, |_| {}).err().unwrap();
-        assert!(err.to_string().contains("PPO with a critic"), "{err}");
-        assert!(
-            err.to_string().contains("algorithm.name = \"grpo\""),
-            "{err}"
-        );
+    fn ppo_needs_a_critic() {
+        let ppo = build(AlgorithmName::Ppo, |_| {}).unwrap();
+        assert_eq!(ppo.name(), "ppo");
+        assert!(ppo.needs().critic && !ppo.needs().reference);
     }
 }

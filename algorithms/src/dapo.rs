@@ -9,7 +9,7 @@ use tch::Kind;
 
 use crate::{
     actor_loss::ActorObjective,
-    common::{err, metrics},
+    common::{err, kl_on, metrics},
     core::{broadcast_to_tokens, dynamic_sampling_keep, grpo_advantage, overlong_penalty},
 };
 
@@ -39,7 +39,7 @@ impl Algorithm for Dapo {
 
     fn needs(&self) -> Needs {
         Needs {
-            reference: self.objective.kl.is_some_and(|(_, c)| c > 0.0),
+            reference: kl_on(self.objective.kl),
             critic: false,
         }
     }

@@ -8,7 +8,7 @@ use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Ta
 
 use crate::{
     actor_loss::ActorObjective,
-    common::{err, metrics},
+    common::{err, kl_on, metrics},
     core::{broadcast_to_tokens, grpo_advantage},
 };
 
@@ -31,7 +31,7 @@ impl Algorithm for Grpo {
 
     fn needs(&self) -> Needs {
         Needs {
-            reference: self.objective.kl.is_some_and(|(_, coef)| coef > 0.0),
+            reference: kl_on(self.objective.kl),
             critic: false,
         }
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod core;
 pub mod dapo;
 pub mod grpo;
+pub mod ppo;
 pub mod reinforce_pp;
 pub mod rloo;
 
@@ -14,5 +15,6 @@ pub use actor_loss::ActorObjective;
 pub use config::from_config;
 pub use dapo::Dapo;
 pub use grpo::Grpo;
+pub use ppo::Ppo;
 pub use reinforce_pp::ReinforcePp;
 pub use rloo::Rloo;

@@ -8,7 +8,7 @@ use tch::Kind;
 
 use crate::{
     actor_loss::ActorObjective,
-    common::{err, kl_penalty, metrics},
+    common::{err, kl_on, kl_penalty, metrics, sequence_mean},
     core::{AdvantageEstimator, AdvantageInput, AdvantageParams, KlEstimator},
 };
 
@@ -35,9 +35,8 @@ impl Algorithm for ReinforcePp {
     }
 
     fn needs(&self) -> Needs {
-        let kl = |k: Option<(KlEstimator, f64)>| k.is_some_and(|(_, c)| c > 0.0);
         Needs {
-            reference: kl(self.kl_in_reward) || kl(self.objective.kl),
+            reference: kl_on(self.kl_in_reward) || kl_on(self.objective.kl),
             critic: false,
         }
     }
@@ -63,12 +62,7 @@ impl Algorithm for ReinforcePp {
         };
         let out = estimator.compute(&input, &params).map_err(err(&name))?;
         // Per-sample summary for the metrics: the advantage of each sequence's first token.
-        let tokens = batch
-            .mask
-            .sum_dim_intlist(1, false, Kind::Float)
-            .clamp_min(1.0);
-        let per_sample =
-            (&out.advantages * &batch.mask).sum_dim_intlist(1, false, Kind::Float) / tokens;
+        let per_sample = sequence_mean(&out.advantages, &batch.mask);
         let mut metrics = metrics(batch, &per_sample);
         if let Some(p) = &penalty {
             let mean = (p * &batch.mask).sum(Kind::Double).double_value(&[])

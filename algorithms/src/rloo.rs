@@ -6,7 +6,7 @@ use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Ta
 
 use crate::{
     actor_loss::ActorObjective,
-    common::{err, metrics},
+    common::{err, kl_on, metrics},
     core::{broadcast_to_tokens, rloo_advantage},
 };
 
@@ -24,7 +24,7 @@ impl Algorithm for Rloo {
 
     fn needs(&self) -> Needs {
         Needs {
-            reference: self.objective.kl.is_some_and(|(_, c)| c > 0.0),
+            reference: kl_on(self.objective.kl),
             critic: false,
         }
     }

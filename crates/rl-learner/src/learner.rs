@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use rl_core::{Algorithm, AlgorithmError, Experience, LossInputs, Targets, config::LrSchedule};
-use rl_model::{CausalLm, logprobs::DEFAULT_CHUNK_TOKENS, token_logprobs};
+use rl_model::{CausalLm, heads::ScalarModel, logprobs::DEFAULT_CHUNK_TOKENS, token_logprobs};
 use tch::{Kind, Tensor, nn::VarStore};
 
 use crate::{AdamW, AdamWConfig, grad, optimizer::StateError, schedule::learning_rate};
@@ -64,11 +64,20 @@ pub struct UpdateStats {
     pub skipped: u64,
 }
 
-/// A policy being trained: the model, its variables and their optimiser.
+/// A critic being trained beside the policy.
+struct Critic {
+    model: ScalarModel,
+    optimizer: AdamW,
+    lr: f64,
+}
+
+/// A policy being trained: the model, its variables and their optimiser, and optionally a
+/// critic with its own optimiser and learning rate.
 pub struct Learner {
     model: Box<dyn CausalLm>,
     vs: VarStore,
     optimizer: AdamW,
+    critic: Option<Critic>,
     settings: UpdateSettings,
     updates: u64,
 }
@@ -100,9 +109,40 @@ impl Learner {
             model,
             vs,
             optimizer: AdamW::new(params, adamw),
+            critic: None,
             settings,
             updates: 0,
         }
+    }
+
+    /// Trains `critic` too, with its own AdamW at peak learning rate `lr` (same schedule).
+    pub fn with_critic(mut self, critic: ScalarModel, adamw: AdamWConfig, lr: f64) -> Self {
+        let mut params: Vec<(String, Tensor)> = critic
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        self.critic = Some(Critic {
+            model: critic,
+            optimizer: AdamW::new(params, adamw),
+            lr,
+        });
+        self
+    }
+
+    /// The critic's values `[b, t-1]` of a batch (the value of each position that predicts a
+    /// token), without gradient: `Experience::values` for algorithms with a critic.
+    pub fn critic_values(&self, batch: &Experience) -> Option<Tensor> {
+        let critic = self.critic.as_ref()?;
+        let t = batch.input_ids.size()[1];
+        Some(tch::no_grad(|| {
+            critic
+                .model
+                .values(&batch.input_ids, &batch.attention_mask)
+                .narrow(1, 0, t - 1)
+        }))
     }
 
     /// The policy.
@@ -120,6 +160,10 @@ impl Learner {
     /// Optimiser state plus the update counter, for a checkpoint.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut state = self.optimizer.state();
+        if let Some(critic) = &self.critic {
+            let prefixed = critic.optimizer.state().into_iter();
+            state.extend(prefixed.map(|(n, t)| (format!("critic.{n}"), t)));
+        }
         state.push(("learner.updates".into(), Tensor::from(self.updates as i64)));
         state
     }
@@ -130,6 +174,15 @@ impl Learner {
             .iter()
             .find(|(n, _)| n == "learner.updates")
             .ok_or_else(|| StateError("no learner.updates".into()))?;
+        if let Some(critic) = &mut self.critic {
+            let own: Vec<(String, Tensor)> = state
+                .iter()
+                .filter_map(|(n, t)| {
+                    Some((n.strip_prefix("critic.")?.to_owned(), t.shallow_clone()))
+                })
+                .collect();
+            critic.optimizer.load_state(&own)?;
+        }
         self.optimizer.load_state(state)?;
         self.updates = updates.1.int64_value(&[]) as u64;
         Ok(())
@@ -166,9 +219,24 @@ impl Learner {
                 let lr = learning_rate(s.lr, s.schedule, s.warmup_steps, step, s.total_steps);
                 let metrics = self.minibatch(algorithm, batch, targets, mini)?;
                 let norm = grad::global_norm(self.optimizer.params().map(|(_, p)| p));
-                if norm.is_finite() {
+                let critic_norm = self.critic.as_ref().map_or(0.0, |c| {
+                    grad::global_norm(c.optimizer.params().map(|(_, p)| p))
+                });
+                if norm.is_finite() && critic_norm.is_finite() {
                     grad::clip(self.optimizer.params().map(|(_, p)| p), norm, s.grad_clip);
                     self.optimizer.step(lr);
+                    if let Some(c) = &mut self.critic {
+                        grad::clip(
+                            c.optimizer.params().map(|(_, p)| p),
+                            critic_norm,
+                            s.grad_clip,
+                        );
+                        let critic_lr =
+                            learning_rate(c.lr, s.schedule, s.warmup_steps, step, s.total_steps);
+                        c.optimizer.step(critic_lr);
+                        *sums.entry("critic/grad_norm".into()).or_default() += critic_norm;
+                        *sums.entry("critic/lr".into()).or_default() += critic_lr;
+                    }
                     stats.steps += 1;
                     for (k, v) in metrics {
                         *sums.entry(k).or_default() += v;
@@ -178,10 +246,13 @@ impl Learner {
                 } else {
                     stats.skipped += 1;
                     tracing::warn!(
-                        "gradient norm is {norm}: optimizer step skipped, weights unchanged"
+                        "gradient norm is {norm} (critic {critic_norm}): optimizer step skipped, weights unchanged"
                     );
                 }
                 self.optimizer.zero_grad();
+                if let Some(c) = &mut self.critic {
+                    c.optimizer.zero_grad();
+                }
             }
         }
         self.updates += 1;
@@ -228,6 +299,12 @@ impl Learner {
                 take(&targets.advantages),
                 take(&batch.mask),
             );
+            let t = ids.size()[1];
+            let values = self.critic.as_ref().map(|c| {
+                c.model
+                    .values(&ids, &take(&batch.attention_mask))
+                    .narrow(1, 0, t - 1)
+            });
             let (reference, old_values, returns) = (
                 take_opt(&batch.ref_logprobs),
                 take_opt(&batch.values),
@@ -236,7 +313,7 @@ impl Learner {
             let loss = algorithm.loss(&LossInputs {
                 logprobs: &stats.logprobs,
                 entropy: stats.entropy.as_ref(),
-                values: None,
+                values: values.as_ref(),
                 old_logprobs: &old,
                 ref_logprobs: reference.as_ref(),
                 old_values: old_values.as_ref(),
