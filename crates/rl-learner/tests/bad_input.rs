@@ -1,0 +1,193 @@
+//! What the learner does with bad batches: a clear error before any step, or a logged, skipped
+//! step — and in every case no NaN in the weights. Covers a batch with no response tokens,
+//! tensors whose shapes disagree, all-equal rewards in every group, NaN log-probs, and a loss
+//! whose gradient is not finite.
+
+#![allow(clippy::unwrap_used)]
+
+use rl_core::{
+    Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets, config::LrSchedule,
+};
+use rl_learner::{
+    AdamWConfig, Learner, LearnerError, UpdateSettings,
+    experience::{self, Rollout},
+};
+use rl_model::arch::ArchConfig;
+use tch::{Device, Kind, Tensor, nn::VarStore};
+
+fn learner() -> Learner {
+    tch::manual_seed(0);
+    let config = ArchConfig::from_json(serde_json::json!({"model_type": "llama", "vocab_size": 16,
+        "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "num_key_value_heads": 1}))
+    .unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    let model = config.build(&vs.root()).unwrap();
+    let settings = UpdateSettings {
+        lr: 1e-2,
+        schedule: LrSchedule::Constant,
+        warmup_steps: 0,
+        total_steps: 10,
+        grad_clip: 1.0,
+        epochs: 1,
+        mini_batch_size: 4,
+        micro_batch_size: 2,
+        entropy: true,
+        seed: 0,
+    };
+    Learner::new(model, vs, AdamWConfig::default(), settings)
+}
+
+/// A copy of every weight.
+fn snapshot(l: &Learner) -> Vec<Tensor> {
+    l.weights().iter().map(|(_, t)| t.detach().copy()).collect()
+}
+
+fn unchanged(before: &[Tensor], l: &Learner) -> bool {
+    before
+        .iter()
+        .zip(l.weights())
+        .all(|(a, (_, b))| a.equal(&b))
+}
+
+fn all_finite(l: &Learner) -> bool {
+    l.weights()
+        .iter()
+        .all(|(_, t)| t.isfinite().all().int64_value(&[]) == 1)
+}
+
+/// −(advantage · log-prob): a plain policy gradient, or whatever `poison` makes of it.
+struct Plain {
+    poison: f64,
+}
+
+impl Algorithm for Plain {
+    fn name(&self) -> &str {
+        "plain"
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::default()
+    }
+
+    fn targets(&mut self, batch: &Experience) -> Result<Targets, AlgorithmError> {
+        let centred = &batch.rewards - batch.rewards.mean(Kind::Float);
+        Ok(Targets {
+            advantages: centred.unsqueeze(1) * &batch.mask,
+            returns: None,
+            keep: None,
+            metrics: vec![],
+        })
+    }
+
+    fn loss(&self, x: &LossInputs<'_>) -> Result<Loss, AlgorithmError> {
+        let loss = -(x.logprobs * x.advantages * x.mask).sum(Kind::Float) / x.minibatch_tokens;
+        Ok(Loss {
+            loss: loss * self.poison,
+            metrics: vec![],
+        })
+    }
+}
+
+fn batch(rewards: [f64; 4], responses: [&[u32]; 4]) -> Experience {
+    let logprobs: Vec<Vec<f32>> = responses.iter().map(|r| vec![-1.0; r.len()]).collect();
+    let rollouts: Vec<Rollout<'_>> = (0..4)
+        .map(|i| Rollout {
+            prompt: &[3, 4],
+            response: responses[i],
+            logprobs: &logprobs[i],
+            reward: rewards[i],
+            group: (i / 2) as i64,
+        })
+        .collect();
+    experience::build(&rollouts, 0, Device::Cpu).unwrap()
+}
+
+#[test]
+fn a_batch_without_response_tokens_is_refused_before_any_step() {
+    let mut l = learner();
+    let before = snapshot(&l);
+    let empty = batch([1.0, 0.0, 1.0, 0.0], [&[], &[], &[], &[]]);
+    let mut algo = Plain { poison: 1.0 };
+    let targets = algo.targets(&empty).unwrap();
+    let err = l.update(&algo, &empty, &targets).unwrap_err();
+    assert!(err.to_string().contains("no response tokens"), "{err}");
+    assert!(unchanged(&before, &l));
+}
+
+#[test]
+fn tensors_whose_shapes_disagree_are_named() {
+    let mut l = learner();
+    let b = batch([1.0, 0.0, 1.0, 0.0], [&[5, 6], &[7], &[5], &[9, 9]]);
+    let mut algo = Plain { poison: 1.0 };
+    let mut targets = algo.targets(&b).unwrap();
+    targets.advantages = Tensor::zeros([4, 7], (Kind::Float, Device::Cpu));
+    let err = l.update(&algo, &b, &targets).unwrap_err();
+    assert!(matches!(err, LearnerError::Batch(_)));
+    assert!(
+        err.to_string()
+            .contains("advantages has shape [4, 7]; with input_ids [4, 4] it must be [4, 3]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn all_equal_rewards_give_no_update_and_no_nan() {
+    let mut l = learner();
+    let before = snapshot(&l);
+    let b = batch([1.0; 4], [&[5, 6], &[7], &[5], &[9, 9]]);
+    let mut algo = Plain { poison: 1.0 };
+    let targets = algo.targets(&b).unwrap();
+    let stats = l.update(&algo, &b, &targets).unwrap();
+    assert_eq!(stats.steps, 1);
+    assert!(unchanged(&before, &l), "zero advantages move nothing");
+    assert!(all_finite(&l));
+}
+
+#[test]
+fn a_non_finite_gradient_skips_the_step_and_keeps_the_weights() {
+    let mut l = learner();
+    let before = snapshot(&l);
+    let b = batch([1.0, 0.0, 1.0, 0.0], [&[5, 6], &[7], &[5], &[9, 9]]);
+    let mut algo = Plain { poison: f64::NAN };
+    let targets = algo.targets(&b).unwrap();
+    let stats = l.update(&algo, &b, &targets).unwrap();
+    assert_eq!((stats.steps, stats.skipped), (0, 1));
+    assert!(unchanged(&before, &l));
+    // The next good batch trains normally.
+    let good = Plain { poison: 1.0 };
+    let stats = l.update(&good, &b, &targets).unwrap();
+    assert_eq!((stats.steps, stats.skipped), (1, 0));
+    assert!(!unchanged(&before, &l) && all_finite(&l));
+    assert!(stats.metrics["actor/grad_norm"] > 0.0);
+}
+
+#[test]
+fn nan_rewards_and_nan_logprobs_are_clear_errors() {
+    let logprobs = [-1.0f32];
+    let r = Rollout {
+        prompt: &[3],
+        response: &[4],
+        logprobs: &logprobs,
+        reward: f64::NAN,
+        group: 0,
+    };
+    let err = experience::build(&[r], 0, Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("reward NaN"), "{err}");
+
+    let mut l = learner();
+    let before = snapshot(&l);
+    let b = batch([1.0, 0.0, 1.0, 0.0], [&[5, 6], &[7], &[5], &[9, 9]]);
+    let mut config = rl_core::config::AlgorithmConfig::default();
+    config.resolve();
+    let mut grpo = rl_algorithms::from_config(&config).unwrap();
+    let mut poisoned = b;
+    let _ = poisoned.old_logprobs.fill_(f64::NAN);
+    let targets = grpo.targets(&poisoned).unwrap();
+    let err = l.update(grpo.as_ref(), &poisoned, &targets).unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("nan") || err.to_string().contains("finite"),
+        "{err}"
+    );
+    assert!(unchanged(&before, &l));
+}
