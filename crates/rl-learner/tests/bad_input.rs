@@ -1,7 +1,8 @@
-//! What the learner does with bad batches: a clear error before any step, or a logged, skipped
+//! What the learner does with bad batches — a clear error before any step, or a logged, skipped
 //! step — and in every case no NaN in the weights. Covers a batch with no response tokens,
 //! tensors whose shapes disagree, all-equal rewards in every group, NaN log-probs, and a loss
-//! whose gradient is not finite.
+//! whose gradient is not finite. And that a learner saved and restored (weights, optimiser
+//! state, update count) continues exactly as if it had never stopped.
 
 #![allow(clippy::unwrap_used)]
 
@@ -190,4 +191,50 @@ fn nan_rewards_and_nan_logprobs_are_clear_errors() {
         "{err}"
     );
     assert!(unchanged(&before, &l));
+}
+
+#[test]
+fn a_restored_learner_continues_exactly_where_it_stopped() {
+    let b = batch([1.0, 0.0, 0.5, 0.0], [&[5, 6], &[7], &[5], &[9, 9]]);
+    let mut algo = Plain { poison: 1.0 };
+    let targets = algo.targets(&b).unwrap();
+    let mut straight = learner();
+    for _ in 0..3 {
+        straight.update(&algo, &b, &targets).unwrap();
+    }
+
+    let mut first = learner();
+    for _ in 0..2 {
+        first.update(&algo, &b, &targets).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (weights_file, state_file) = (
+        dir.path().join("w.safetensors"),
+        dir.path().join("s.safetensors"),
+    );
+    Tensor::write_safetensors(&first.weights(), &weights_file).unwrap();
+    Tensor::write_safetensors(&first.state(), &state_file).unwrap();
+    drop(first);
+
+    let mut resumed = learner();
+    let weights: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(&weights_file)
+            .unwrap()
+            .into_iter()
+            .collect();
+    tch::no_grad(|| {
+        for (name, mut dst) in resumed.weights() {
+            dst.copy_(&weights[&name]);
+        }
+    });
+    resumed
+        .load_state(&Tensor::read_safetensors(&state_file).unwrap())
+        .unwrap();
+    resumed.update(&algo, &b, &targets).unwrap();
+    for ((name, a), (_, b)) in straight.weights().iter().zip(resumed.weights()) {
+        assert!(
+            a.equal(&b),
+            "{name} differs after save, restore and one more update"
+        );
+    }
 }
