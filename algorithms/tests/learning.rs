@@ -29,12 +29,21 @@ fn config() -> serde_json::Value {
         "num_key_value_heads": 2, "max_position_embeddings": 32, "tie_word_embeddings": false})
 }
 
+/// Serialises model creation: `manual_seed` and initialisation share libtorch's global
+/// generator, and the tests run in parallel.
+static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A random model whose output head starts at zero: a uniform policy over the 16 tokens for
+/// every prompt, so each prompt starts at chance (1/16) rather than wherever the random head
+/// happens to put it.
 fn random_model(seed: i64) -> LoadedModel {
+    let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(seed);
     let config_json = config();
     let config = ArchConfig::from_json(config_json.clone()).unwrap();
     let vs = VarStore::new(Device::Cpu);
     let model = config.build(&vs.root()).unwrap();
+    let _ = tch::no_grad(|| model.lm_head().shallow_clone().zero_());
     LoadedModel {
         model,
         vs,
@@ -74,6 +83,7 @@ fn train(
         epochs: 1,
         mini_batch_size: 64,
         micro_batch_size: 32,
+        micro_batch_tokens: None,
         entropy: false,
         seed: 0,
     };

@@ -44,8 +44,11 @@ pub struct UpdateSettings {
     pub epochs: u32,
     /// Sequences per optimiser step.
     pub mini_batch_size: usize,
-    /// Sequences per forward/backward pass.
+    /// Sequences per forward/backward pass (at most).
     pub micro_batch_size: usize,
+    /// Padded tokens (rows × longest row) per forward/backward pass, at most; None = no budget.
+    /// Bounds activation memory when lengths vary.
+    pub micro_batch_tokens: Option<usize>,
     /// Compute the policy's entropy for the loss and metrics.
     pub entropy: bool,
     /// Seed of the shuffling.
@@ -281,11 +284,33 @@ impl Learner {
                 "a mini-batch has no response tokens to train on".into(),
             ));
         }
+        let lengths = Vec::<i64>::try_from(
+            batch
+                .attention_mask
+                .index_select(0, &index)
+                .sum_dim_intlist(1, false, Kind::Int64)
+                .to_device(tch::Device::Cpu),
+        )
+        .map_err(|e| LearnerError::Batch(format!("cannot read sequence lengths: {e}")))?;
+        let budget = (
+            self.settings.micro_batch_size,
+            self.settings.micro_batch_tokens,
+        );
         let mut metrics = BTreeMap::new();
-        for micro in rows.chunks(self.settings.micro_batch_size.max(1)) {
-            let index = Tensor::from_slice(micro).to_device(device);
-            let take = |t: &Tensor| t.index_select(0, &index);
-            let take_opt = |t: &Option<Tensor>| t.as_ref().map(|t| t.index_select(0, &index));
+        for micro in micro_batches(rows, &lengths, budget.0, budget.1) {
+            let index = Tensor::from_slice(&micro.rows).to_device(device);
+            // Rows are right-padded: columns past the longest row of the micro-batch go.
+            let t = micro.longest.max(2);
+            let take = |x: &Tensor| {
+                let x = x.index_select(0, &index);
+                let width = if x.size()[1] == batch.input_ids.size()[1] {
+                    t
+                } else {
+                    t - 1
+                };
+                x.narrow(1, 0, width)
+            };
+            let take_opt = |x: &Option<Tensor>| x.as_ref().map(take);
             let ids = take(&batch.input_ids);
             let stats = token_logprobs(
                 self.model.as_ref(),
@@ -299,7 +324,6 @@ impl Learner {
                 take(&targets.advantages),
                 take(&batch.mask),
             );
-            let t = ids.size()[1];
             let values = self.critic.as_ref().map(|c| {
                 c.model
                     .values(&ids, &take(&batch.attention_mask))
@@ -330,6 +354,50 @@ impl Learner {
         }
         Ok(metrics)
     }
+}
+
+/// One micro-batch: its rows and the longest of their lengths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Micro {
+    rows: Vec<i64>,
+    longest: i64,
+}
+
+/// Splits `rows` (with sequence `lengths`, in the same order) into consecutive micro-batches of
+/// at most `max_rows` rows and, with a token budget, at most `max_tokens` padded tokens
+/// (rows × longest); a single row over the budget still makes its own micro-batch.
+fn micro_batches(
+    rows: &[i64],
+    lengths: &[i64],
+    max_rows: usize,
+    max_tokens: Option<usize>,
+) -> Vec<Micro> {
+    let mut out: Vec<Micro> = Vec::new();
+    let mut current = Micro {
+        rows: Vec::new(),
+        longest: 0,
+    };
+    for (&row, &len) in rows.iter().zip(lengths) {
+        let longest = current.longest.max(len);
+        let fits_rows = current.rows.len() < max_rows.max(1);
+        let fits_tokens =
+            max_tokens.is_none_or(|m| (current.rows.len() as i64 + 1) * longest <= m as i64);
+        if !(current.rows.is_empty() || fits_rows && fits_tokens) {
+            out.push(std::mem::replace(
+                &mut current,
+                Micro {
+                    rows: Vec::new(),
+                    longest: 0,
+                },
+            ));
+        }
+        current.longest = current.longest.max(len);
+        current.rows.push(row);
+    }
+    if !current.rows.is_empty() {
+        out.push(current);
+    }
+    out
 }
 
 /// Every per-token tensor must be `[b, t-1]` and every per-sequence one `[b]`.
@@ -377,4 +445,35 @@ fn check_shapes(batch: &Experience, targets: &Targets) -> Result<(), LearnerErro
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micro_batches_respect_rows_and_the_token_budget() {
+        let rows = [0, 1, 2, 3, 4];
+        let lengths = [10, 30, 5, 5, 50];
+        let sizes = |mb: Vec<Micro>| {
+            mb.into_iter()
+                .map(|m| (m.rows, m.longest))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            sizes(micro_batches(&rows, &lengths, 2, None)),
+            [(vec![0, 1], 30), (vec![2, 3], 5), (vec![4], 50)]
+        );
+        // Budget 60: [0, 1] = 2 × 30 fits; adding 2 would make 3 × 30 = 90; [2, 3] then 4
+        // (3 × 50 = 150) does not fit; 4 alone (50) does.
+        assert_eq!(
+            sizes(micro_batches(&rows, &lengths, 8, Some(60))),
+            [(vec![0, 1], 30), (vec![2, 3], 5), (vec![4], 50)]
+        );
+        // A row longer than the budget still trains, alone.
+        assert_eq!(
+            sizes(micro_batches(&[7], &[100], 8, Some(60))),
+            [(vec![7], 100)]
+        );
+    }
 }

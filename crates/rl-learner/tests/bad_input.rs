@@ -33,6 +33,7 @@ fn learner() -> Learner {
         epochs: 1,
         mini_batch_size: 4,
         micro_batch_size: 2,
+        micro_batch_tokens: None,
         entropy: true,
         seed: 0,
     };
