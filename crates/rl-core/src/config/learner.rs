@@ -40,6 +40,8 @@ pub struct LearnerConfig {
     pub mini_batch_size: u32,
     /// Samples per forward/backward pass (gradient accumulation); must divide `mini_batch_size`.
     pub micro_batch_size: u32,
+    /// Padded tokens (rows × longest row) per forward/backward, at most; 0 = no budget.
+    pub micro_batch_tokens: u32,
     /// Keep f32 master weights and optimiser state when the model computes in bf16/f16.
     pub fp32_master_weights: bool,
     /// Recompute activations in the backward pass to save memory.
@@ -59,6 +61,7 @@ impl Default for LearnerConfig {
             grad_clip: 1.0,
             mini_batch_size: 16,
             micro_batch_size: 4,
+            micro_batch_tokens: 0,
             fp32_master_weights: true,
             gradient_checkpointing: false,
         }
