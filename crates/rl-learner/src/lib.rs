@@ -6,6 +6,7 @@
 pub mod experience;
 pub mod grad;
 mod learner;
+pub mod metrics;
 pub mod optimizer;
 pub mod schedule;
 
