@@ -17,7 +17,7 @@ use rl_learner::{
 };
 use rl_model::{arch::ArchConfig, heads::ScalarModel, hf::LoadedModel, tokenizer::Tokenizer};
 use rl_rollout::{Completion, Engine, EngineConfig, GenerateRequest, Prompt, SamplingParams};
-use tch::{Device, nn::VarStore};
+use tch::{Device, Kind, nn::VarStore};
 
 const VOCAB: i64 = 16;
 const PROMPTS: std::ops::Range<u32> = 2..10;
@@ -36,14 +36,15 @@ static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// A random model whose output head starts at zero: a uniform policy over the 16 tokens for
 /// every prompt, so each prompt starts at chance (1/16) rather than wherever the random head
 /// happens to put it.
-fn random_model(seed: i64) -> LoadedModel {
+fn random_model(seed: i64, kind: Kind) -> LoadedModel {
     let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(seed);
     let config_json = config();
     let config = ArchConfig::from_json(config_json.clone()).unwrap();
-    let vs = VarStore::new(Device::Cpu);
+    let mut vs = VarStore::new(Device::Cpu);
     let model = config.build(&vs.root()).unwrap();
     let _ = tch::no_grad(|| model.lm_head().shallow_clone().zero_());
+    vs.set_kind(kind);
     LoadedModel {
         model,
         vs,
@@ -64,9 +65,19 @@ fn train(
     steps: usize,
     reward: &mut dyn FnMut(&Completion) -> f64,
 ) -> Vec<(f64, f64)> {
-    let policy = random_model(1);
+    train_in(Kind::Float, algorithm, steps, reward)
+}
+
+/// [`train`] with the policy (and the engine's replica) in precision `kind`.
+fn train_in(
+    kind: Kind,
+    algorithm: AlgorithmName,
+    steps: usize,
+    reward: &mut dyn FnMut(&Completion) -> f64,
+) -> Vec<(f64, f64)> {
+    let policy = random_model(1, kind);
     let mut engine = Engine::new(
-        random_model(2),
+        random_model(2, kind),
         Tokenizer::numbered(VOCAB as u32, 0).unwrap(),
         EngineConfig {
             max_batch: 64,
@@ -95,7 +106,7 @@ fn train(
     let mut algorithm = rl_algorithms::from_config(&config).unwrap();
     let mut learner = Learner::new(policy.model, policy.vs, AdamWConfig::default(), settings);
     if algorithm.needs().critic {
-        let critic = ScalarModel::from_policy(&random_model(3), Device::Cpu).unwrap();
+        let critic = ScalarModel::from_policy(&random_model(3, Kind::Float), Device::Cpu).unwrap();
         learner = learner.with_critic(critic, AdamWConfig::default(), 1e-2);
     }
     let mut history = Vec::new();
@@ -200,5 +211,17 @@ fn a_reward_blind_to_the_output_teaches_nothing() {
     assert!(
         (0.4..0.6).contains(&reward),
         "coin-flip reward averages 0.5: {reward}"
+    );
+}
+
+#[test]
+fn grpo_learns_in_bf16_through_f32_master_weights() {
+    let right = |c: &Completion| if correct(c) { 1.0 } else { 0.0 };
+    let history = train_in(Kind::BFloat16, AlgorithmName::Grpo, 60, &mut { right });
+    let ((start, _), (end, _)) = start_and_end(&history);
+    eprintln!("grpo bf16: mean reward over the first 3 steps {start:.3}, last 5 steps {end:.3}");
+    assert!(
+        start < 0.3 && end >= 0.9,
+        "bf16 GRPO: {start:.3} → {end:.3}"
     );
 }

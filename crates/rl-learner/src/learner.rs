@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use rl_core::{Algorithm, AlgorithmError, Experience, LossInputs, Targets, config::LrSchedule};
-use rl_model::{CausalLm, heads::ScalarModel, logprobs::DEFAULT_CHUNK_TOKENS, token_logprobs};
+use rl_model::{
+    CausalLm, heads::ScalarModel, logprobs::DEFAULT_CHUNK_TOKENS, master::MasterWeights,
+    token_logprobs,
+};
 use tch::{Kind, Tensor, nn::VarStore};
 
 use crate::{AdamW, AdamWConfig, grad, optimizer::StateError, schedule::learning_rate};
@@ -79,6 +82,8 @@ struct Critic {
 pub struct Learner {
     model: Box<dyn CausalLm>,
     vs: VarStore,
+    /// f32 master weights when the model computes in bf16/f16.
+    master: Option<MasterWeights>,
     optimizer: AdamW,
     critic: Option<Critic>,
     settings: UpdateSettings,
@@ -102,16 +107,34 @@ impl Learner {
         adamw: AdamWConfig,
         settings: UpdateSettings,
     ) -> Self {
-        let mut params: Vec<(String, Tensor)> = vs
+        let mut vars: Vec<(String, Tensor)> = vs
             .variables()
             .into_iter()
             .filter(|(_, t)| t.requires_grad())
             .collect();
-        params.sort_by(|a, b| a.0.cmp(&b.0));
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        // Half-precision compute: the optimiser updates f32 masters, which refresh the model.
+        let half = vars.iter().any(|(_, t)| t.kind() != Kind::Float);
+        let mut master = half.then(|| MasterWeights::new(&vs));
+        let optimizer = match &mut master {
+            Some(master) => {
+                let weights = master.weights_mut();
+                let triples = vars
+                    .into_iter()
+                    .filter_map(|(name, var)| {
+                        let m = weights.get(&name)?.shallow_clone();
+                        Some((name, m, var))
+                    })
+                    .collect();
+                AdamW::with_sources(triples, adamw)
+            }
+            None => AdamW::new(vars, adamw),
+        };
         Self {
             model,
             vs,
-            optimizer: AdamW::new(params, adamw),
+            master,
+            optimizer,
             critic: None,
             settings,
             updates: 0,
@@ -163,6 +186,10 @@ impl Learner {
     /// Optimiser state plus the update counter, for a checkpoint.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut state = self.optimizer.state();
+        if self.master.is_some() {
+            let masters = self.optimizer.masters();
+            state.extend(masters.map(|(n, t)| (format!("master.{n}"), t.shallow_clone())));
+        }
         if let Some(critic) = &self.critic {
             let prefixed = critic.optimizer.state().into_iter();
             state.extend(prefixed.map(|(n, t)| (format!("critic.{n}"), t)));
@@ -187,6 +214,23 @@ impl Learner {
             critic.optimizer.load_state(&own)?;
         }
         self.optimizer.load_state(state)?;
+        if let Some(master) = &mut self.master {
+            tch::no_grad(|| -> Result<(), LearnerError> {
+                for (name, weight) in master.weights_mut().iter_mut() {
+                    let key = format!("master.{name}");
+                    let saved = state.iter().find(|(n, _)| *n == key).ok_or_else(|| {
+                        StateError(format!(
+                            "no {key}: the checkpoint has no f32 master weights"
+                        ))
+                    })?;
+                    weight.copy_(&saved.1);
+                }
+                Ok(())
+            })?;
+            master
+                .sync_into(&self.vs)
+                .map_err(|e| StateError(format!("cannot refresh the compute weights: {e}")))?;
+        }
         self.updates = updates.1.int64_value(&[]) as u64;
         Ok(())
     }
@@ -228,6 +272,11 @@ impl Learner {
                 if norm.is_finite() && critic_norm.is_finite() {
                     grad::clip(self.optimizer.params().map(|(_, p)| p), norm, s.grad_clip);
                     self.optimizer.step(lr);
+                    if let Some(master) = &self.master {
+                        master.sync_into(&self.vs).map_err(|e| {
+                            LearnerError::Batch(format!("cannot refresh the compute weights: {e}"))
+                        })?;
+                    }
                     if let Some(c) = &mut self.critic {
                         grad::clip(
                             c.optimizer.params().map(|(_, p)| p),

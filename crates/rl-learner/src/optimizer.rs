@@ -31,11 +31,14 @@ impl Default for AdamWConfig {
 #[error("optimizer state: {0}")]
 pub struct StateError(pub String);
 
-/// One parameter and its moments.
+/// One parameter, the tensor whose gradient updates it, and its moments.
 #[derive(Debug)]
 struct Slot {
     name: String,
     param: Tensor,
+    /// Holds the gradient: `param` itself, or the half-precision compute copy of an f32
+    /// master weight.
+    source: Tensor,
     m: Tensor,
     v: Tensor,
 }
@@ -51,13 +54,24 @@ pub struct AdamW {
 impl AdamW {
     /// An optimiser of `params` (name, tensor requiring grad), moments zeroed.
     pub fn new(params: Vec<(String, Tensor)>, config: AdamWConfig) -> Self {
+        let params = params
+            .into_iter()
+            .map(|(name, p)| (name, p.shallow_clone(), p))
+            .collect();
+        Self::with_sources(params, config)
+    }
+
+    /// An optimiser of f32 master weights updated from the gradients of their compute copies:
+    /// `(name, master, compute)` triples (mixed precision, Micikevicius et al. 2018).
+    pub fn with_sources(params: Vec<(String, Tensor, Tensor)>, config: AdamWConfig) -> Self {
         let slots = params
             .into_iter()
-            .map(|(name, param)| Slot {
+            .map(|(name, param, source)| Slot {
                 m: param.zeros_like().to_kind(Kind::Float),
                 v: param.zeros_like().to_kind(Kind::Float),
                 name,
                 param,
+                source,
             })
             .collect();
         Self {
@@ -72,15 +86,21 @@ impl AdamW {
         self.step
     }
 
-    /// The parameters, by name.
+    /// The tensors holding the gradients (the parameters, or their compute copies), by name:
+    /// what gradient norms and clipping act on.
     pub fn params(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.slots.iter().map(|s| (s.name.as_str(), &s.source))
+    }
+
+    /// The parameters the optimiser updates (f32 masters in mixed precision), by name.
+    pub fn masters(&self) -> impl Iterator<Item = (&str, &Tensor)> {
         self.slots.iter().map(|s| (s.name.as_str(), &s.param))
     }
 
     /// Clears every gradient.
     pub fn zero_grad(&mut self) {
         for s in &mut self.slots {
-            let mut grad = s.param.grad();
+            let mut grad = s.source.grad();
             if grad.defined() {
                 let _ = grad.zero_();
             }
@@ -97,7 +117,7 @@ impl AdamW {
         let (eps, wd) = (self.config.eps, self.config.weight_decay);
         tch::no_grad(|| {
             for s in &mut self.slots {
-                let grad = s.param.grad();
+                let grad = s.source.grad();
                 if !grad.defined() {
                     continue;
                 }

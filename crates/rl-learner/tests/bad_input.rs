@@ -17,13 +17,19 @@ use rl_model::arch::ArchConfig;
 use tch::{Device, Kind, Tensor, nn::VarStore};
 
 fn learner() -> Learner {
+    learner_in(Kind::Float)
+}
+
+/// A tiny random learner whose model computes in `kind` (bf16: f32 master weights).
+fn learner_in(kind: Kind) -> Learner {
     tch::manual_seed(0);
     let config = ArchConfig::from_json(serde_json::json!({"model_type": "llama", "vocab_size": 16,
         "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
         "num_attention_heads": 2, "num_key_value_heads": 1}))
     .unwrap();
-    let vs = VarStore::new(Device::Cpu);
+    let mut vs = VarStore::new(Device::Cpu);
     let model = config.build(&vs.root()).unwrap();
+    vs.set_kind(kind);
     let settings = UpdateSettings {
         lr: 1e-2,
         schedule: LrSchedule::Constant,
@@ -196,15 +202,22 @@ fn nan_rewards_and_nan_logprobs_are_clear_errors() {
 
 #[test]
 fn a_restored_learner_continues_exactly_where_it_stopped() {
+    for kind in [Kind::Float, Kind::BFloat16] {
+        restore_and_continue(kind);
+    }
+}
+
+/// Save after 2 updates, restore into a fresh learner, 1 more update == 3 straight updates.
+fn restore_and_continue(kind: Kind) {
     let b = batch([1.0, 0.0, 0.5, 0.0], [&[5, 6], &[7], &[5], &[9, 9]]);
     let mut algo = Plain { poison: 1.0 };
     let targets = algo.targets(&b).unwrap();
-    let mut straight = learner();
+    let mut straight = learner_in(kind);
     for _ in 0..3 {
         straight.update(&algo, &b, &targets).unwrap();
     }
 
-    let mut first = learner();
+    let mut first = learner_in(kind);
     for _ in 0..2 {
         first.update(&algo, &b, &targets).unwrap();
     }
@@ -217,7 +230,7 @@ fn a_restored_learner_continues_exactly_where_it_stopped() {
     Tensor::write_safetensors(&first.state(), &state_file).unwrap();
     drop(first);
 
-    let mut resumed = learner();
+    let mut resumed = learner_in(kind);
     let weights: std::collections::HashMap<String, Tensor> =
         Tensor::read_safetensors(&weights_file)
             .unwrap()
@@ -235,7 +248,7 @@ fn a_restored_learner_continues_exactly_where_it_stopped() {
     for ((name, a), (_, b)) in straight.weights().iter().zip(resumed.weights()) {
         assert!(
             a.equal(&b),
-            "{name} differs after save, restore and one more update"
+            "{kind:?}: {name} differs after save, restore and one more update"
         );
     }
 }
