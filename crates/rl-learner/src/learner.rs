@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use rl_core::{Algorithm, AlgorithmError, Experience, LossInputs, Targets, config::LrSchedule};
 use rl_model::{
-    CausalLm, heads::ScalarModel, logprobs::DEFAULT_CHUNK_TOKENS, master::MasterWeights,
-    token_logprobs,
+    CausalLm, backward_token_loss, heads::ScalarModel, logprobs::DEFAULT_CHUNK_TOKENS,
+    master::MasterWeights,
 };
 use tch::{Kind, Tensor, nn::VarStore};
 
@@ -264,7 +264,15 @@ impl Learner {
             for mini in rows.chunks(s.mini_batch_size.max(1)) {
                 let step = self.optimizer.steps() + stats.skipped;
                 let lr = learning_rate(s.lr, s.schedule, s.warmup_steps, step, s.total_steps);
-                let metrics = self.minibatch(algorithm, batch, targets, mini)?;
+                let metrics = match self.minibatch(algorithm, batch, targets, mini) {
+                    Ok(metrics) => metrics,
+                    Err(e) => {
+                        // Gradients of the micro-batches before the failure must not leak
+                        // into a later update.
+                        self.zero_grad();
+                        return Err(e);
+                    }
+                };
                 let norm = grad::global_norm(self.optimizer.params().map(|(_, p)| p));
                 let critic_norm = self.critic.as_ref().map_or(0.0, |c| {
                     grad::global_norm(c.optimizer.params().map(|(_, p)| p))
@@ -301,16 +309,21 @@ impl Learner {
                         "gradient norm is {norm} (critic {critic_norm}): optimizer step skipped, weights unchanged"
                     );
                 }
-                self.optimizer.zero_grad();
-                if let Some(c) = &mut self.critic {
-                    c.optimizer.zero_grad();
-                }
+                self.zero_grad();
             }
         }
         self.updates += 1;
         let n = stats.steps.max(1) as f64;
         stats.metrics = sums.into_iter().map(|(k, v)| (k, v / n)).collect();
         Ok(stats)
+    }
+
+    /// Clears the policy's and the critic's gradients.
+    fn zero_grad(&mut self) {
+        self.optimizer.zero_grad();
+        if let Some(c) = &mut self.critic {
+            c.optimizer.zero_grad();
+        }
     }
 
     /// Forward and backward over the micro-batches of `rows`; returns the summed metrics.
@@ -361,42 +374,55 @@ impl Learner {
             };
             let take_opt = |x: &Option<Tensor>| x.as_ref().map(take);
             let ids = take(&batch.input_ids);
-            let stats = token_logprobs(
-                self.model.as_ref(),
-                &ids,
-                &take(&batch.attention_mask),
-                self.settings.entropy,
-                DEFAULT_CHUNK_TOKENS,
-            );
+            let attention = take(&batch.attention_mask);
             let (old, adv, mask) = (
                 take(&batch.old_logprobs),
                 take(&targets.advantages),
                 take(&batch.mask),
             );
-            let values = self.critic.as_ref().map(|c| {
-                c.model
-                    .values(&ids, &take(&batch.attention_mask))
-                    .narrow(1, 0, t - 1)
-            });
+            let values = self
+                .critic
+                .as_ref()
+                .map(|c| c.model.values(&ids, &attention).narrow(1, 0, t - 1));
             let (reference, old_values, returns) = (
                 take_opt(&batch.ref_logprobs),
                 take_opt(&batch.values),
                 take_opt(&targets.returns),
             );
-            let loss = algorithm.loss(&LossInputs {
-                logprobs: &stats.logprobs,
-                entropy: stats.entropy.as_ref(),
-                values: values.as_ref(),
-                old_logprobs: &old,
-                ref_logprobs: reference.as_ref(),
-                old_values: old_values.as_ref(),
-                advantages: &adv,
-                returns: returns.as_ref(),
-                mask: &mask,
-                minibatch_tokens: tokens,
-                minibatch_sequences: rows.len() as f64,
-            })?;
-            loss.loss.backward();
+            // The memory-lean pass: the loss sees the log-probs as leaves, and the output
+            // projection's backward recomputes each chunk's logits instead of keeping them.
+            let mut outcome = None;
+            let _ = backward_token_loss(
+                self.model.as_ref(),
+                &ids,
+                &attention,
+                self.settings.entropy,
+                DEFAULT_CHUNK_TOKENS,
+                |stats| {
+                    let result = algorithm.loss(&LossInputs {
+                        logprobs: &stats.logprobs,
+                        entropy: stats.entropy.as_ref(),
+                        values: values.as_ref(),
+                        old_logprobs: &old,
+                        ref_logprobs: reference.as_ref(),
+                        old_values: old_values.as_ref(),
+                        advantages: &adv,
+                        returns: returns.as_ref(),
+                        mask: &mask,
+                        minibatch_tokens: tokens,
+                        minibatch_sequences: rows.len() as f64,
+                    });
+                    // A refused loss still needs a differentiable scalar: zero gradients.
+                    let scalar = match &result {
+                        Ok(loss) => loss.loss.shallow_clone(),
+                        Err(_) => (&stats.logprobs * 0.0).sum(Kind::Float),
+                    };
+                    outcome = Some(result);
+                    scalar
+                },
+            );
+            let loss = outcome
+                .ok_or_else(|| LearnerError::Batch("the loss was not computed".into()))??;
             for (k, v) in loss.metrics {
                 *metrics.entry(k).or_default() += v;
             }
