@@ -9,7 +9,12 @@
 
 #![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
 
+#[path = "../../bench-args.rs"]
+mod bench_args;
+
 use std::time::Instant;
+
+use bench_args::BenchArgs;
 
 use rl_algorithms::{
     ActorObjective, Grpo,
@@ -33,44 +38,25 @@ const TINY: &str = r#"{"model_type": "llama", "vocab_size": 64, "hidden_size": 3
   "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
   "num_key_value_heads": 2, "tie_word_embeddings": true}"#;
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("bad value for {name}: {v}"))
-        })
-        .unwrap_or(default)
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--help") {
+    let args = BenchArgs::from_env();
+    if args.flag("--help") {
         println!(
             "options: --batch N --seq N --response N --micro N --device auto|cpu|cuda --dtype bf16|f32 --reps N --config FILE"
         );
         return;
     }
-    let smoke = !args.iter().any(|a| a == "--bench");
-    let device = match arg(&args, "--device", String::from("auto")).as_str() {
-        "cpu" => Device::Cpu,
-        "cuda" => Device::Cuda(0),
-        _ => Device::cuda_if_available(),
-    };
-    let default_dtype = if device.is_cuda() { "bf16" } else { "f32" };
-    let kind = match arg(&args, "--dtype", String::from(default_dtype)).as_str() {
-        "bf16" => Kind::BFloat16,
-        _ => Kind::Float,
-    };
-    let batch: usize = arg(&args, "--batch", if smoke { 4 } else { 64 });
-    let seq: usize = arg(&args, "--seq", if smoke { 12 } else { 320 });
-    let response: usize = arg(&args, "--response", if smoke { 8 } else { 256 });
-    let micro: usize = arg(&args, "--micro", if smoke { 2 } else { 16 });
-    let reps: usize = arg(&args, "--reps", if smoke { 1 } else { 3 });
-    let config_text = match args.iter().position(|a| a == "--config") {
-        Some(i) => std::fs::read_to_string(&args[i + 1]).unwrap(),
-        None => (if smoke { TINY } else { SMOLLM2 }).to_owned(),
+    let smoke = args.smoke();
+    let device = args.device();
+    let kind = args.kind(device);
+    let batch: usize = args.get("--batch", if smoke { 4 } else { 64 });
+    let seq: usize = args.get("--seq", if smoke { 12 } else { 320 });
+    let response: usize = args.get("--response", if smoke { 8 } else { 256 });
+    let micro: usize = args.get("--micro", if smoke { 2 } else { 16 });
+    let reps: usize = args.get("--reps", if smoke { 1 } else { 3 });
+    let config_text = match args.get("--config", String::new()).as_str() {
+        "" => (if smoke { TINY } else { SMOLLM2 }).to_owned(),
+        path => std::fs::read_to_string(path).unwrap(),
     };
     let sync = || {
         if device.is_cuda() {

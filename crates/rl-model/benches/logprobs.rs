@@ -3,39 +3,33 @@
 //! memory. `benches/logprobs_vs_torch.py` runs it beside a naive PyTorch eager version.
 //!
 //! `cargo bench -p rl-model --bench logprobs -- [--batch 64] [--seq 512] [--device auto|cpu|cuda]
-//!  [--dtype bf16] [--reps 5] [--chunk 4096] [--config config.json] [--mode forward|train|train-autograd]`
+//!  [--dtype bf16|f32 (default bf16 on CUDA, f32 on CPU)] [--reps 5] [--chunk 4096] [--config config.json] [--mode forward|train|train-autograd]`
 //!
 //! Modes: `forward` scores under no_grad; `train` runs the memory-lean training pass
 //! (`backward_token_loss`); `train-autograd` the same loss through plain autograd.
 
 #![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
 
+#[path = "../../bench-args.rs"]
+mod bench_args;
+
 use std::time::Instant;
+
+use bench_args::BenchArgs;
 
 use rl_model::{
     TokenStats, arch::ArchConfig, backward_token_loss, cuda_driver, logprobs::token_logprobs,
 };
-use tch::{Cuda, Device, Kind, Tensor, nn::VarStore};
+use tch::{Cuda, Kind, Tensor, nn::VarStore};
 
 /// SmolLM2-135M-Instruct's shape (HF config.json).
 const SMOLLM2: &str = r#"{"model_type": "llama", "vocab_size": 49152, "hidden_size": 576,
   "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
   "num_key_value_heads": 3, "rms_norm_eps": 1e-5, "rope_theta": 100000.0, "tie_word_embeddings": true}"#;
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("bad value for {name}: {v}"))
-        })
-        .unwrap_or(default)
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--help") {
+    let args = BenchArgs::from_env();
+    if args.flag("--help") {
         println!(
             "options: --batch N --seq N --device auto|cpu|cuda --dtype f32|bf16 --reps N --chunk N --config FILE"
         );
@@ -43,23 +37,16 @@ fn main() {
     }
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it, and
     // then it is a quick smoke test of the same code path.
-    let smoke = !args.iter().any(|a| a == "--bench");
-    let batch: i64 = arg(&args, "--batch", if smoke { 2 } else { 64 });
-    let seq: i64 = arg(&args, "--seq", if smoke { 16 } else { 512 });
-    let reps: usize = arg(&args, "--reps", if smoke { 1 } else { 5 });
-    let chunk: i64 = arg(&args, "--chunk", rl_model::logprobs::DEFAULT_CHUNK_TOKENS);
-    let device = match arg(&args, "--device", String::from("auto")).as_str() {
-        "cpu" => Device::Cpu,
-        "cuda" => Device::Cuda(0),
-        _ => Device::cuda_if_available(),
-    };
-    let kind = match arg(&args, "--dtype", String::from("bf16")).as_str() {
-        "f32" => Kind::Float,
-        _ => Kind::BFloat16,
-    };
-    let config_text = match args.iter().position(|a| a == "--config") {
-        Some(i) => std::fs::read_to_string(&args[i + 1]).unwrap(),
-        None => SMOLLM2.to_owned(),
+    let smoke = args.smoke();
+    let batch: i64 = args.get("--batch", if smoke { 2 } else { 64 });
+    let seq: i64 = args.get("--seq", if smoke { 16 } else { 512 });
+    let reps: usize = args.get("--reps", if smoke { 1 } else { 5 });
+    let chunk: i64 = args.get("--chunk", rl_model::logprobs::DEFAULT_CHUNK_TOKENS);
+    let device = args.device();
+    let kind = args.kind(device);
+    let config_text = match args.get("--config", String::new()).as_str() {
+        "" => SMOLLM2.to_owned(),
+        path => std::fs::read_to_string(path).unwrap(),
     };
     let sync = || {
         if device.is_cuda() {
@@ -79,7 +66,7 @@ fn main() {
     let ids = Tensor::randint(vocab, [batch, seq], (Kind::Int64, device));
     let mask = Tensor::ones([batch, seq], (Kind::Int64, device));
 
-    let mode = arg(&args, "--mode", String::from("forward"));
+    let mode = args.get("--mode", String::from("forward"));
     // A policy-gradient loss: −mean(log p) over all tokens.
     let loss = |s: &TokenStats| -s.logprobs.mean(Kind::Float);
     let mut times = Vec::new();

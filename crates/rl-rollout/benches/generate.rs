@@ -13,7 +13,12 @@
 
 #![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
 
+#[path = "../../bench-args.rs"]
+mod bench_args;
+
 use std::time::Instant;
+
+use bench_args::BenchArgs;
 
 use rl_model::{arch::ArchConfig, hf::LoadedModel, tokenizer::Tokenizer};
 use rl_rollout::{Engine, EngineConfig, GenerateRequest, Prompt, SamplingParams};
@@ -25,46 +30,26 @@ const SMOLLM2: &str = r#"{"model_type": "llama", "vocab_size": 49152, "hidden_si
   "num_key_value_heads": 3, "rms_norm_eps": 1e-5, "rope_theta": 100000.0,
   "tie_word_embeddings": true, "max_position_embeddings": 8192}"#;
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("bad value for {name}: {v}"))
-        })
-        .unwrap_or(default)
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--help") {
+    let args = BenchArgs::from_env();
+    if args.flag("--help") {
         println!(
             "options: --batch N --prompt N --new N --device auto|cpu|cuda --dtype f32|bf16 --reps N --mixed --eager --config FILE"
         );
         return;
     }
-    // `cargo test --all-targets` runs this without --bench: a quick smoke run of the same path.
-    let smoke = !args.iter().any(|a| a == "--bench");
-    let device = match arg(&args, "--device", String::from("auto")).as_str() {
-        "cpu" => Device::Cpu,
-        "cuda" => Device::Cuda(0),
-        _ => Device::cuda_if_available(),
-    };
-    let default_dtype = if device.is_cuda() { "bf16" } else { "f32" };
-    let kind = match arg(&args, "--dtype", String::from(default_dtype)).as_str() {
-        "bf16" => Kind::BFloat16,
-        _ => Kind::Float,
-    };
-    let batch: i64 = arg(&args, "--batch", if smoke { 2 } else { 16 });
-    let prompt: i64 = arg(&args, "--prompt", if smoke { 8 } else { 64 });
-    let new: u32 = arg(&args, "--new", if smoke { 4 } else { 256 });
-    let reps: usize = arg(&args, "--reps", if smoke { 1 } else { 3 });
-    let mixed = args.iter().any(|a| a == "--mixed");
-    let eager = args.iter().any(|a| a == "--eager");
-    let config_text = match args.iter().position(|a| a == "--config") {
-        Some(i) => std::fs::read_to_string(&args[i + 1]).unwrap(),
-        None => SMOLLM2.to_owned(),
+    let smoke = args.smoke();
+    let device = args.device();
+    let kind = args.kind(device);
+    let batch: i64 = args.get("--batch", if smoke { 2 } else { 16 });
+    let prompt: i64 = args.get("--prompt", if smoke { 8 } else { 64 });
+    let new: u32 = args.get("--new", if smoke { 4 } else { 256 });
+    let reps: usize = args.get("--reps", if smoke { 1 } else { 3 });
+    let mixed = args.flag("--mixed");
+    let eager = args.flag("--eager");
+    let config_text = match args.get("--config", String::new()).as_str() {
+        "" => SMOLLM2.to_owned(),
+        path => std::fs::read_to_string(path).unwrap(),
     };
     let sync = || {
         if device.is_cuda() {
