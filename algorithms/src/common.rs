@@ -4,7 +4,7 @@
 use rl_core::{AlgorithmError, Experience};
 use tch::{Kind, Tensor};
 
-use crate::core::{AlgoError, KlEstimator, token_kl};
+use crate::core::{AlgoError, KlController, KlEstimator, token_kl};
 
 /// Turns the math's errors into the algorithm's, naming it.
 pub(crate) fn err(name: &str) -> impl Fn(AlgoError) -> AlgorithmError + '_ {
@@ -33,22 +33,47 @@ pub(crate) fn metrics(batch: &Experience, per_sample: &Tensor) -> Vec<(String, f
     ]
 }
 
-/// `coef · KL(rollout policy ‖ reference)` per token `[b, n]`, for algorithms that put the KL
-/// in the reward; None when the coefficient is 0. The reference log-probs must be present.
+/// Named metric values.
+pub(crate) type Metrics = Vec<(String, f64)>;
+
+/// The KL penalty in the reward: its estimator and its (fixed or adaptive) coefficient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KlInReward {
+    /// Estimator of the per-token KL.
+    pub estimator: KlEstimator,
+    /// The coefficient; an adaptive one moves towards its target KL after each batch.
+    pub controller: KlController,
+}
+
+/// `coef · KL(rollout policy ‖ reference)` per token `[b, n]` for algorithms that put the KL
+/// in the reward, with metrics `kl/ref` (mean raw KL per token) and `kl/coef`; then updates an
+/// adaptive coefficient with this batch's KL. None when there is no KL term. The reference
+/// log-probs must be present.
 pub(crate) fn kl_penalty(
     name: &str,
     batch: &Experience,
-    kl: Option<(KlEstimator, f64)>,
-) -> Result<Option<Tensor>, AlgorithmError> {
-    let Some((estimator, coef)) = kl.filter(|(_, c)| *c > 0.0) else {
+    kl: Option<&mut KlInReward>,
+) -> Result<Option<(Tensor, Metrics)>, AlgorithmError> {
+    let Some(kl) = kl.filter(|k| k.controller.value() > 0.0) else {
         return Ok(None);
     };
     let reference = batch.ref_logprobs.as_ref().ok_or_else(|| AlgorithmError {
         algorithm: name.to_owned(),
         message: "a KL penalty needs the reference model's log-probs (ref_logprobs)".into(),
     })?;
-    let kl = token_kl(&batch.old_logprobs, reference, &batch.mask, estimator).map_err(err(name))?;
-    Ok(Some(kl.detach() * coef))
+    let per_token = token_kl(&batch.old_logprobs, reference, &batch.mask, kl.estimator)
+        .map_err(err(name))?
+        .detach();
+    let tokens = batch.mask.sum(Kind::Double).double_value(&[]).max(1.0);
+    let mean = (&per_token * &batch.mask)
+        .sum(Kind::Double)
+        .double_value(&[])
+        / tokens;
+    let coef = kl.controller.value();
+    let metrics = vec![("kl/ref".to_owned(), mean), ("kl/coef".to_owned(), coef)];
+    let samples = batch.rewards.size()[0] as u64;
+    kl.controller.update(mean, samples).map_err(err(name))?;
+    Ok(Some((per_token * coef, metrics)))
 }
 
 /// Whether a KL term is configured with a positive coefficient.

@@ -6,8 +6,11 @@ use rl_core::{
 };
 
 use crate::{
-    ActorObjective, Dapo, Grpo, Ppo, ReinforcePp, Rloo,
-    core::{KlEstimator, LossAggregation, PpoClip},
+    ActorObjective, Dapo, Grpo, KlInReward, Ppo, ReinforcePp, Rloo,
+    core::{
+        AdaptiveKlController, FixedKlController, KlController, KlEstimator, LossAggregation,
+        PpoClip,
+    },
 };
 
 /// The algorithm `config` describes (after [`AlgorithmConfig::resolve`]).
@@ -23,11 +26,31 @@ pub fn from_config(config: &AlgorithmConfig) -> Result<Box<dyn Algorithm>, Algor
         LossAgg::SeqMeanTokenMean => LossAggregation::SeqMeanTokenMean,
     };
     let kl = (config.kl_coef > 0.0).then_some((estimator, config.kl_coef));
+    let kl_in_reward = match kl {
+        None => None,
+        Some((estimator, coef)) => {
+            let controller = if config.kl_target > 0.0 {
+                let horizon = config.kl_horizon as f64;
+                AdaptiveKlController::new(coef, config.kl_target, horizon)
+                    .map(KlController::Adaptive)
+            } else {
+                FixedKlController::new(coef).map(KlController::Fixed)
+            };
+            let controller = controller.map_err(|e| AlgorithmError {
+                algorithm: config.name.as_str().to_owned(),
+                message: e.to_string(),
+            })?;
+            Some(KlInReward {
+                estimator,
+                controller,
+            })
+        }
+    };
     let objective = ActorObjective {
         clip: PpoClip {
             eps_low: config.clip_ratio,
             eps_high: config.clip_ratio_high.unwrap_or(config.clip_ratio),
-            dual_clip: None,
+            dual_clip: (config.dual_clip > 0.0).then_some(config.dual_clip),
         },
         aggregation,
         kl,
@@ -45,7 +68,7 @@ pub fn from_config(config: &AlgorithmConfig) -> Result<Box<dyn Algorithm>, Algor
                 kl: None,
                 ..objective
             },
-            kl_in_reward: kl,
+            kl_in_reward,
             gamma: config.gamma,
             lam: config.lam,
             value_clip: Some(config.value_clip),
@@ -67,7 +90,7 @@ pub fn from_config(config: &AlgorithmConfig) -> Result<Box<dyn Algorithm>, Algor
                 kl: None,
                 ..objective
             },
-            kl_in_reward: kl,
+            kl_in_reward,
             gamma: config.gamma,
             baseline: false,
         }),
@@ -110,6 +133,11 @@ mod tests {
         assert!(!dr.needs().reference);
         let with_kl = build(AlgorithmName::ReinforcePp, |c| c.kl_coef = 0.01).unwrap();
         assert!(with_kl.needs().reference && !with_kl.needs().critic);
+        let adaptive = build(AlgorithmName::Ppo, |c| {
+            c.kl_coef = 0.05;
+            c.kl_target = 0.1;
+        });
+        assert!(adaptive.unwrap().needs().reference);
     }
 
     #[test]
@@ -117,5 +145,38 @@ mod tests {
         let ppo = build(AlgorithmName::Ppo, |_| {}).unwrap();
         assert_eq!(ppo.name(), "ppo");
         assert!(ppo.needs().critic && !ppo.needs().reference);
+    }
+
+    #[test]
+    fn an_adaptive_kl_coefficient_rises_when_the_kl_overshoots_its_target() {
+        use tch::{Device, Kind, Tensor};
+        let mut ppo = build(AlgorithmName::Ppo, |c| {
+            c.kl_coef = 0.1;
+            c.kl_target = 0.01;
+            c.kl_horizon = 100;
+        })
+        .unwrap();
+        let (b, n) = (4, 3);
+        let batch = rl_core::Experience {
+            input_ids: Tensor::zeros([b, n + 1], (Kind::Int64, Device::Cpu)),
+            attention_mask: Tensor::ones([b, n + 1], (Kind::Int64, Device::Cpu)),
+            mask: Tensor::ones([b, n], (Kind::Float, Device::Cpu)),
+            old_logprobs: Tensor::full([b, n], -1.0, (Kind::Float, Device::Cpu)),
+            // The policy is far from the reference: a large KL per token.
+            ref_logprobs: Some(Tensor::full([b, n], -3.0, (Kind::Float, Device::Cpu))),
+            values: Some(Tensor::zeros([b, n], (Kind::Float, Device::Cpu))),
+            rewards: Tensor::from_slice(&[1f32, 0., 1., 0.]),
+            groups: Tensor::from_slice(&[0i64, 0, 1, 1]),
+        };
+        let coef = |t: &rl_core::Targets| t.metrics.iter().find(|(k, _)| k == "kl/coef").unwrap().1;
+        let first = ppo.targets(&batch).unwrap();
+        let second = ppo.targets(&batch).unwrap();
+        assert_eq!(coef(&first), 0.1);
+        // Ziegler et al.: error clipped to +0.2, coef *= 1 + 0.2 * 4 / 100.
+        assert!(
+            (coef(&second) - 0.1 * 1.008).abs() < 1e-12,
+            "{}",
+            coef(&second)
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod actor_loss;
 mod common;
+pub use common::KlInReward;
 pub mod config;
 pub mod core;
 pub mod dapo;

@@ -10,11 +10,8 @@ use tch::{Kind, Tensor};
 
 use crate::{
     actor_loss::ActorObjective,
-    common::{err, kl_on, kl_penalty, metrics, sequence_mean},
-    core::{
-        AdvantageEstimator, AdvantageInput, AdvantageParams, KlEstimator, explained_variance,
-        value_loss,
-    },
+    common::{KlInReward, err, kl_on, kl_penalty, metrics, sequence_mean},
+    core::{AdvantageEstimator, AdvantageInput, AdvantageParams, explained_variance, value_loss},
 };
 
 /// PPO with a critic.
@@ -22,8 +19,8 @@ use crate::{
 pub struct Ppo {
     /// The actor objective (its KL term is usually off: the KL is in the reward).
     pub objective: ActorObjective,
-    /// KL penalty in the reward: estimator and coefficient.
-    pub kl_in_reward: Option<(KlEstimator, f64)>,
+    /// KL penalty in the reward: estimator and (fixed or adaptive) coefficient.
+    pub kl_in_reward: Option<KlInReward>,
     /// Discount γ.
     pub gamma: f64,
     /// GAE λ.
@@ -51,7 +48,7 @@ impl Algorithm for Ppo {
 
     fn needs(&self) -> Needs {
         Needs {
-            reference: kl_on(self.kl_in_reward) || kl_on(self.objective.kl),
+            reference: self.kl_in_reward.is_some() || kl_on(self.objective.kl),
             critic: true,
         }
     }
@@ -62,7 +59,8 @@ impl Algorithm for Ppo {
             algorithm: "ppo".into(),
             message: "PPO needs the critic's values of the batch (Experience::values)".into(),
         })?;
-        let penalty = kl_penalty("ppo", batch, self.kl_in_reward)?;
+        let kl = kl_penalty("ppo", batch, self.kl_in_reward.as_mut())?;
+        let (penalty, kl_metrics) = kl.unzip();
         let input = AdvantageInput {
             scores: &batch.rewards,
             mask: &batch.mask,
@@ -80,6 +78,7 @@ impl Algorithm for Ppo {
             .map_err(err("ppo"))?;
         let per_sample = sequence_mean(&out.advantages, &batch.mask);
         let mut metrics = metrics(batch, &per_sample);
+        metrics.extend(kl_metrics.into_iter().flatten());
         let valid = batch.mask.sum(Kind::Double).double_value(&[]).max(1.0);
         let mean = |t: &Tensor| (t * &batch.mask).sum(Kind::Double).double_value(&[]) / valid;
         metrics.push(("critic/values/mean".into(), mean(values)));

@@ -4,12 +4,11 @@
 //! optimised. The baseline variant subtracts each prompt's mean score first.
 
 use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
-use tch::Kind;
 
 use crate::{
     actor_loss::ActorObjective,
-    common::{err, kl_on, kl_penalty, metrics, sequence_mean},
-    core::{AdvantageEstimator, AdvantageInput, AdvantageParams, KlEstimator},
+    common::{KlInReward, err, kl_on, kl_penalty, metrics, sequence_mean},
+    core::{AdvantageEstimator, AdvantageInput, AdvantageParams},
 };
 
 /// REINFORCE++ and REINFORCE++-baseline.
@@ -17,8 +16,8 @@ use crate::{
 pub struct ReinforcePp {
     /// The actor objective (its KL term is usually off: the KL is in the reward).
     pub objective: ActorObjective,
-    /// KL penalty in the reward: estimator and coefficient.
-    pub kl_in_reward: Option<(KlEstimator, f64)>,
+    /// KL penalty in the reward: estimator and (fixed or adaptive) coefficient.
+    pub kl_in_reward: Option<KlInReward>,
     /// Discount γ of the returns.
     pub gamma: f64,
     /// Subtract the prompt's mean score first (REINFORCE++-baseline).
@@ -36,14 +35,15 @@ impl Algorithm for ReinforcePp {
 
     fn needs(&self) -> Needs {
         Needs {
-            reference: kl_on(self.kl_in_reward) || kl_on(self.objective.kl),
+            reference: self.kl_in_reward.is_some() || kl_on(self.objective.kl),
             critic: false,
         }
     }
 
     fn targets(&mut self, batch: &Experience) -> Result<Targets, AlgorithmError> {
         let name = self.name().to_owned();
-        let penalty = kl_penalty(&name, batch, self.kl_in_reward)?;
+        let kl = kl_penalty(&name, batch, self.kl_in_reward.as_mut())?;
+        let (penalty, kl_metrics) = kl.unzip();
         let estimator = if self.baseline {
             AdvantageEstimator::ReinforcePlusPlusBaseline
         } else {
@@ -64,11 +64,7 @@ impl Algorithm for ReinforcePp {
         // Per-sample summary for the metrics: the advantage of each sequence's first token.
         let per_sample = sequence_mean(&out.advantages, &batch.mask);
         let mut metrics = metrics(batch, &per_sample);
-        if let Some(p) = &penalty {
-            let mean = (p * &batch.mask).sum(Kind::Double).double_value(&[])
-                / batch.mask.sum(Kind::Double).double_value(&[]).max(1.0);
-            metrics.push(("kl/penalty".into(), mean));
-        }
+        metrics.extend(kl_metrics.into_iter().flatten());
         Ok(Targets {
             advantages: out.advantages,
             returns: None,

@@ -92,6 +92,13 @@ pub struct AlgorithmConfig {
     pub value_clip: f64,
     /// Divide group-relative advantages by the group std (GRPO; Dr. GRPO turns this off).
     pub scale_by_std: bool,
+    /// Target KL per token for the adaptive KL coefficient (Ziegler et al. 2019), for the
+    /// algorithms with the KL in the reward (PPO, REINFORCE++); 0 = a fixed `kl_coef`.
+    pub kl_target: f64,
+    /// Horizon of the adaptive KL coefficient, in samples.
+    pub kl_horizon: u64,
+    /// Dual-clip constant c > 1 bounding the loss of negative-advantage tokens; 0 = off.
+    pub dual_clip: f64,
 }
 
 impl Default for AlgorithmConfig {
@@ -110,6 +117,9 @@ impl Default for AlgorithmConfig {
             epochs: 1,
             value_clip: 0.2,
             scale_by_std: true,
+            kl_target: 0.0,
+            kl_horizon: 10_000,
+            dual_clip: 0.0,
         }
     }
 }
@@ -149,6 +159,15 @@ impl AlgorithmConfig {
         v.closed_range("algorithm.lam", self.lam, 0.0, 1.0);
         v.at_least_one("algorithm.epochs", self.epochs.into());
         v.positive("algorithm.value_clip", self.value_clip);
+        v.non_negative("algorithm.kl_target", self.kl_target);
+        v.at_least_one("algorithm.kl_horizon", self.kl_horizon);
+        let ok = self.dual_clip == 0.0 || self.dual_clip > 1.0;
+        v.require(
+            ok,
+            "algorithm.dual_clip",
+            self.dual_clip,
+            "must be 0 (off) or > 1",
+        );
         if let Some(adv) = self.advantage {
             let grouped = matches!(adv, Advantage::GroupNorm | Advantage::Rloo);
             let rule = format!(
