@@ -72,8 +72,8 @@ pub fn from_config(config: &AlgorithmConfig) -> Result<Box<dyn Algorithm>, Algor
             gamma: config.gamma,
             lam: config.lam,
             value_clip: Some(config.value_clip),
-            vf_coef: 1.0,
-            critic_warmup: 0,
+            vf_coef: config.vf_coef,
+            critic_warmup: config.critic_warmup,
             updates: 0,
         }),
         (AlgorithmName::Dapo, Advantage::GroupNorm) => Box::new(Dapo {

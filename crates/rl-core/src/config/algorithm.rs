@@ -99,6 +99,10 @@ pub struct AlgorithmConfig {
     pub kl_horizon: u64,
     /// Dual-clip constant c > 1 bounding the loss of negative-advantage tokens; 0 = off.
     pub dual_clip: f64,
+    /// Weight of the critic's value loss (PPO).
+    pub vf_coef: f64,
+    /// Updates at the start during which only the critic learns (PPO).
+    pub critic_warmup: u64,
 }
 
 impl Default for AlgorithmConfig {
@@ -120,6 +124,8 @@ impl Default for AlgorithmConfig {
             kl_target: 0.0,
             kl_horizon: 10_000,
             dual_clip: 0.0,
+            vf_coef: 1.0,
+            critic_warmup: 0,
         }
     }
 }
@@ -168,6 +174,7 @@ impl AlgorithmConfig {
             self.dual_clip,
             "must be 0 (off) or > 1",
         );
+        v.non_negative("algorithm.vf_coef", self.vf_coef);
         if let Some(adv) = self.advantage {
             let grouped = matches!(adv, Advantage::GroupNorm | Advantage::Rloo);
             let rule = format!(
