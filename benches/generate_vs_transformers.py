@@ -54,8 +54,8 @@ def rl_rate(args, mixed):
            "--prompt", str(args.prompt), "--new", str(args.new), "--reps", str(args.reps)]
     if mixed:
         cmd.append("--mixed")
-    if args.eager:
-        cmd.append("--eager")
+    if args.graphs:
+        cmd.append("--graphs")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -70,7 +70,7 @@ def main():
     p.add_argument("--new", type=int, default=256)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--skip-transformers", action="store_true", help="only rl (e.g. a second batch size)")
-    p.add_argument("--eager", action="store_true", help="rl without CUDA graphs")
+    p.add_argument("--graphs", action="store_true", help="rl with CUDA graphs (experimental)")
     p.add_argument("--skip-rl", action="store_true", help="only transformers")
     args = p.parse_args()
     args.dtype = args.dtype or ("bf16" if args.device == "cuda" else "f32")

@@ -8,7 +8,8 @@
 #   1. CUDA graphs vs eager: rl generate greedy bf16 on 64 prompts, both ways; prints the share of
 #      identical completions (same kernels, so expect all or nearly all).
 #   2. Throughput beside transformers (benches/generate_vs_transformers.py): batch 256 and 64,
-#      fixed length and mixed lengths, bf16; plus eager rl at batch 256 for the graph speed-up.
+#      fixed length and mixed lengths, bf16, with CUDA graphs; plus eager rl at batch 256 for the
+#      graph speed-up.
 #   3. Policy update beside a plain PyTorch loop (benches/update_vs_torch.py): 64 x 320 tokens,
 #      bf16: tokens/s and device memory.
 set -uo pipefail
@@ -25,7 +26,7 @@ for i in range(64):
     print(json.dumps({"prompt": f"What is {i * 7 % 97} + {i * 13 % 89}? Answer with just the number."}))
 PY
 gen() { .device/rl generate --model /tmp/smollm2.gguf --file "$out/prompts.jsonl" --chat --device cuda --dtype bf16 --max-new-tokens 48 --quiet "$@"; }
-gen --out "$out/graphs.jsonl" && gen --eager --out "$out/eager.jsonl"
+gen --cuda-graphs --out "$out/graphs.jsonl" && gen --out "$out/eager.jsonl"
 python3 - "$out" <<'PY'
 import json, sys
 d = sys.argv[1]
@@ -36,10 +37,10 @@ PY
 
 for batch in 256 64; do
   python3 benches/generate_vs_transformers.py --rl-bench .device/generate-bench --device cuda --dtype bf16 \
-    --batch "$batch" --prompt 64 --new 256 --reps 3 2>&1 | tee -a "$out/bench.txt"
+    --batch "$batch" --prompt 64 --new 256 --reps 3 --graphs 2>&1 | tee -a "$out/bench.txt"
 done
 python3 benches/generate_vs_transformers.py --rl-bench .device/generate-bench --device cuda --dtype bf16 \
-  --batch 256 --prompt 64 --new 256 --reps 3 --eager --skip-transformers 2>&1 | tee -a "$out/bench.txt"
+  --batch 256 --prompt 64 --new 256 --reps 3 --skip-transformers 2>&1 | tee -a "$out/bench.txt"
 
 python3 benches/update_vs_torch.py --rl-bench .device/update-bench --device cuda --dtype bf16 \
   --batch 64 --seq 320 --response 256 --micro 16 --reps 3 2>&1 | tee -a "$out/bench.txt"

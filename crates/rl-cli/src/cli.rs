@@ -125,9 +125,10 @@ pub struct GenerateArgs {
     /// Tokens per completion, prompt included. Default: the model's context, at most 2048.
     #[arg(long, value_parser = clap::value_parser!(i64).range(2..))]
     pub max_seq_len: Option<i64>,
-    /// On CUDA, decode eagerly instead of replaying CUDA graphs.
+    /// On CUDA, replay decode steps as CUDA graphs (experimental: not yet verified on a GPU;
+    /// a capture failure falls back to eager decoding).
     #[arg(long)]
-    pub eager: bool,
+    pub cuda_graphs: bool,
 }
 
 /// `rl logprobs`.

@@ -4,9 +4,9 @@
 //! `benches/generate_vs_transformers.py` runs it beside transformers' `generate`.
 //!
 //! `cargo bench -p rl-rollout --bench generate -- [--batch 16] [--prompt 64] [--new 256]
-//!  [--device auto|cpu|cuda] [--dtype f32|bf16] [--reps 3] [--mixed] [--eager] [--config config.json]`
+//!  [--device auto|cpu|cuda] [--dtype f32|bf16] [--reps 3] [--mixed] [--graphs] [--config config.json]`
 //!
-//! `--eager`: no CUDA graphs (on CUDA, decode steps are otherwise replayed as graphs).
+//! `--graphs`: on CUDA, replay decode steps as CUDA graphs (experimental, off by default).
 //!
 //! `--mixed`: `4 × batch` requests through `batch` slots, each stopping after a length drawn
 //! uniformly from 16..=new (seeded): what continuous batching keeps of the fixed-length rate.
@@ -34,7 +34,7 @@ fn main() {
     let args = BenchArgs::from_env();
     if args.flag("--help") {
         println!(
-            "options: --batch N --prompt N --new N --device auto|cpu|cuda --dtype f32|bf16 --reps N --mixed --eager --config FILE"
+            "options: --batch N --prompt N --new N --device auto|cpu|cuda --dtype f32|bf16 --reps N --mixed --graphs --config FILE"
         );
         return;
     }
@@ -46,7 +46,7 @@ fn main() {
     let new: u32 = args.get("--new", if smoke { 4 } else { 256 });
     let reps: usize = args.get("--reps", if smoke { 1 } else { 3 });
     let mixed = args.flag("--mixed");
-    let eager = args.flag("--eager");
+    let graphs = args.flag("--graphs");
     let config_text = match args.get("--config", String::new()).as_str() {
         "" => SMOLLM2.to_owned(),
         path => std::fs::read_to_string(path).unwrap(),
@@ -74,7 +74,7 @@ fn main() {
     let engine_config = EngineConfig {
         max_batch: batch,
         max_seq_len: Some(prompt + i64::from(new)),
-        cuda_graphs: !eager,
+        cuda_graphs: graphs,
         ..EngineConfig::default()
     };
     let mut engine = Engine::new(
@@ -135,7 +135,7 @@ fn main() {
         serde_json::json!({
             "impl": "rl",
             "mode": if mixed { "mixed" } else { "fixed" },
-            "cuda_graphs": device.is_cuda() && !eager,
+            "cuda_graphs": device.is_cuda() && graphs,
             "device": format!("{device:?}"),
             "dtype": format!("{kind:?}"),
             "batch": batch,

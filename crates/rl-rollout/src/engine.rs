@@ -31,7 +31,8 @@ pub struct EngineConfig {
     /// Most prompt tokens (rows × longest prompt) prefilled in one forward pass.
     pub max_prefill_tokens: i64,
     /// On CUDA, replay decode steps as CUDA graphs (one per batch and cache-read size). A
-    /// capture failure falls back to eager decoding with a warning.
+    /// capture failure falls back to eager decoding with a warning. Off by default until the
+    /// capture path has been verified on a GPU.
     pub cuda_graphs: bool,
 }
 
@@ -41,7 +42,7 @@ impl Default for EngineConfig {
             max_batch: 64,
             max_seq_len: None,
             max_prefill_tokens: 8192,
-            cuda_graphs: true,
+            cuda_graphs: false,
         }
     }
 }

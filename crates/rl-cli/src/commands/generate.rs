@@ -59,7 +59,7 @@ pub fn run(args: GenerateArgs, console: Console) -> anyhow::Result<()> {
     let config = EngineConfig {
         max_batch: args.max_batch,
         max_seq_len: args.max_seq_len,
-        cuda_graphs: !args.eager,
+        cuda_graphs: args.cuda_graphs,
         ..EngineConfig::default()
     };
     let mut engine =
