@@ -3,7 +3,8 @@
 //! format check; prints one JSON line each with samples/s. The reward service (issue #6) must
 //! reach 100,000 samples/s over loopback; this is the ceiling the verifier itself sets.
 //!
-//! `cargo bench -p rl-reward --bench verify -- [--batch 256] [--secs 2]`
+//! `cargo bench -p rl-reward --bench verify -- [--batch 256] [--secs 2]` (one thread; the
+//! 2-core development machine, 2026-11-25: 6.3 M samples/s numeric, 3.2 M with the format part)
 
 #![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
 
