@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rl_core::{
     Config, ConfigError,
-    config::{Advantage, AlgorithmName, DeviceSpec},
+    config::{Advantage, AlgorithmName, ArithmeticOp, DeviceSpec},
 };
 
 fn load(text: &str, overrides: &[&str]) -> Result<Config, ConfigError> {
@@ -167,4 +167,56 @@ fn a_missing_file_says_so() {
         "{msg}"
     );
     assert!(matches!(err, ConfigError::Read { .. }));
+}
+
+#[test]
+fn env_and_reward_keys_are_parsed_and_validated() {
+    let config = load(
+        "[env]\nname = \"arithmetic\"\noperands = 3\noperand_range = [-9, 9]\noperators = [\"*\", \"/\"]\n",
+        &["env.eval_fraction=0.25", "reward.format_weight=0.1"],
+    )
+    .unwrap();
+    assert_eq!(config.env.operands, 3);
+    assert_eq!(config.env.operand_range, [-9, 9]);
+    assert_eq!(config.env.operators, [ArithmeticOp::Mul, ArithmeticOp::Div]);
+    assert_eq!(config.env.eval_fraction, 0.25);
+    assert_eq!(config.reward.format_tags, ["answer"]);
+
+    let cases: &[(&[&str], &str)] = &[
+        (&["env.operands=1"], "env.operands = 1: must be in [2, 8]"),
+        (&["env.operand_range=[5, 1]"], "env.operand_range = [5, 1]"),
+        (&["env.operators=[]"], "env.operators = []"),
+        (
+            &["env.operators=[\"/\"]", "env.operand_range=[0, 0]"],
+            "needs a non-zero divisor",
+        ),
+        (
+            &["env.eval_fraction=1"],
+            "env.eval_fraction = 1: must be in (0, 1)",
+        ),
+        (&["env.countdown_numbers=7"], "env.countdown_numbers = 7"),
+        (&["env.countdown_number_range=[0, 5]"], "1 <= low"),
+        (
+            &["env.countdown_target_range=[9, 1]"],
+            "env.countdown_target_range",
+        ),
+        (
+            &["reward.correct_weight=0"],
+            "reward.correct_weight and reward.format_weight are both 0",
+        ),
+        (
+            &["reward.format_weight=1", "reward.format_tags=[]"],
+            "reward.format_tags = []",
+        ),
+        (
+            &["reward.format_tags=[\"a b\"]"],
+            "reward.format_tags = \"a b\"",
+        ),
+    ];
+    for (overrides, needle) in cases {
+        let msg = message("", overrides);
+        assert!(msg.contains(needle), "{overrides:?}: {msg}");
+    }
+    let msg = message("[env]\noperators = [\"^\"]\n", &[]);
+    assert!(msg.contains("unknown variant `^`"), "{msg}");
 }

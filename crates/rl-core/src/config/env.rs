@@ -18,6 +18,31 @@ crate::choice! {
     }
 }
 
+crate::choice! {
+    /// Operators of generated arithmetic questions (`env.operators`).
+    pub enum ArithmeticOp {
+        /// Addition.
+        Add = "+",
+        /// Subtraction.
+        Sub = "-",
+        /// Multiplication.
+        Mul = "*",
+        /// Exact division: only questions whose every quotient is an integer are asked.
+        Div = "/",
+    }
+}
+
+/// Largest operand magnitude of `env.operand_range`.
+pub const MAX_OPERAND: i64 = 1_000_000_000;
+/// Most operands of one arithmetic question (`env.operands`).
+pub const MAX_OPERANDS: u32 = 8;
+/// Most numbers of one countdown puzzle (`env.countdown_numbers`).
+pub const MAX_COUNTDOWN_NUMBERS: u32 = 6;
+/// Largest countdown number (`env.countdown_number_range`).
+pub const MAX_COUNTDOWN_NUMBER: u32 = 10_000;
+/// Largest countdown target (`env.countdown_target_range`).
+pub const MAX_COUNTDOWN_TARGET: u32 = 1_000_000;
+
 /// `[env]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -30,6 +55,22 @@ pub struct EnvConfig {
     /// System prompt put before every question; none: the model's template default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
+    /// Share of the generated problems held out for evaluation (`arithmetic`, `countdown`): a
+    /// problem belongs to the eval split when the hash of its text falls in this share, so no
+    /// eval problem is ever drawn for training.
+    pub eval_fraction: f64,
+    /// `arithmetic`: operands per question.
+    pub operands: u32,
+    /// `arithmetic`: inclusive range operands are drawn from (e.g. `[100, 999]` for 3 digits).
+    pub operand_range: [i64; 2],
+    /// `arithmetic`: operators drawn uniformly between operands (usual precedence applies).
+    pub operators: Vec<ArithmeticOp>,
+    /// `countdown`: numbers given per puzzle, each to be used exactly once.
+    pub countdown_numbers: u32,
+    /// `countdown`: inclusive range the given numbers are drawn from.
+    pub countdown_number_range: [u32; 2],
+    /// `countdown`: inclusive range of targets.
+    pub countdown_target_range: [u32; 2],
 }
 
 impl Default for EnvConfig {
@@ -38,6 +79,13 @@ impl Default for EnvConfig {
             name: EnvName::Arithmetic,
             path: None,
             system_prompt: None,
+            eval_fraction: 0.1,
+            operands: 2,
+            operand_range: [0, 99],
+            operators: vec![ArithmeticOp::Add, ArithmeticOp::Sub, ArithmeticOp::Mul],
+            countdown_numbers: 4,
+            countdown_number_range: [1, 99],
+            countdown_target_range: [10, 100],
         }
     }
 }
@@ -51,6 +99,53 @@ impl EnvConfig {
             "env.path",
             "(unset)",
             rule,
+        );
+        v.open_range("env.eval_fraction", self.eval_fraction, 0.0, 1.0);
+        v.require(
+            (2..=MAX_OPERANDS).contains(&self.operands),
+            "env.operands",
+            self.operands,
+            format!("must be in [2, {MAX_OPERANDS}]"),
+        );
+        let [lo, hi] = self.operand_range;
+        v.require(
+            lo <= hi && lo >= -MAX_OPERAND && hi <= MAX_OPERAND,
+            "env.operand_range",
+            format!("{:?}", self.operand_range),
+            format!("must be [low, high] with -{MAX_OPERAND} <= low <= high <= {MAX_OPERAND}"),
+        );
+        v.require(
+            !self.operators.is_empty(),
+            "env.operators",
+            "[]",
+            format!("must list at least one of {:?}", ArithmeticOp::ALL),
+        );
+        let divides = self.operators.contains(&ArithmeticOp::Div);
+        v.require(
+            !divides || lo != 0 || hi != 0,
+            "env.operand_range",
+            format!("{:?}", self.operand_range),
+            "env.operators has \"/\": the range needs a non-zero divisor",
+        );
+        v.require(
+            (2..=MAX_COUNTDOWN_NUMBERS).contains(&self.countdown_numbers),
+            "env.countdown_numbers",
+            self.countdown_numbers,
+            format!("must be in [2, {MAX_COUNTDOWN_NUMBERS}]"),
+        );
+        let [lo, hi] = self.countdown_number_range;
+        v.require(
+            1 <= lo && lo <= hi && hi <= MAX_COUNTDOWN_NUMBER,
+            "env.countdown_number_range",
+            format!("{:?}", self.countdown_number_range),
+            format!("must be [low, high] with 1 <= low <= high <= {MAX_COUNTDOWN_NUMBER}"),
+        );
+        let [lo, hi] = self.countdown_target_range;
+        v.require(
+            lo <= hi && hi <= MAX_COUNTDOWN_TARGET,
+            "env.countdown_target_range",
+            format!("{:?}", self.countdown_target_range),
+            format!("must be [low, high] with low <= high <= {MAX_COUNTDOWN_TARGET}"),
         );
     }
 }

@@ -24,13 +24,16 @@ use serde::{Deserialize, Serialize};
 pub use algorithm::{Advantage, AlgorithmConfig, AlgorithmName, KlEstimator, LossAgg};
 pub use checkpoint::CheckpointConfig;
 pub use device::{DType, DeviceSpec};
-pub use env::{EnvConfig, EnvName};
+pub use env::{
+    ArithmeticOp, EnvConfig, EnvName, MAX_COUNTDOWN_NUMBER, MAX_COUNTDOWN_NUMBERS,
+    MAX_COUNTDOWN_TARGET, MAX_OPERAND, MAX_OPERANDS,
+};
 pub use error::ConfigError;
 pub use learner::{LearnerConfig, LrSchedule};
 pub use logging::LoggingConfig;
 pub use model::{ModelConfig, SMOLLM2_135M};
 pub use placement::{Backend, PlacementConfig};
-pub use reward::{RewardConfig, RewardKind};
+pub use reward::{RewardConfig, RewardKind, is_tag_name};
 pub use rollout::RolloutConfig;
 pub use run::RunConfig;
 pub use validate::Violation;

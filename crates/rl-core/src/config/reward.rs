@@ -33,6 +33,14 @@ pub struct RewardConfig {
     /// Rewards are clipped to `[-clip, clip]` after scaling; none = no clipping.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clip: Option<f64>,
+    /// `kind = "rule"`: weight of the environment's correctness check (1 right, 0 wrong).
+    pub correct_weight: f64,
+    /// `kind = "rule"`: weight of the format check (1 when the reply holds each of
+    /// `format_tags` once, in order, non-empty); 0 = no format reward.
+    pub format_weight: f64,
+    /// `kind = "rule"`: the tags the format check looks for, e.g. `["think", "answer"]` for
+    /// `<think>…</think><answer>…</answer>`.
+    pub format_tags: Vec<String>,
 }
 
 impl Default for RewardConfig {
@@ -43,6 +51,9 @@ impl Default for RewardConfig {
             url: None,
             scale: 1.0,
             clip: None,
+            correct_weight: 1.0,
+            format_weight: 0.0,
+            format_tags: vec!["answer".to_owned()],
         }
     }
 }
@@ -82,5 +93,40 @@ impl RewardConfig {
         if let Some(clip) = self.clip {
             v.positive("reward.clip", clip);
         }
+        for (key, w) in [
+            ("reward.correct_weight", self.correct_weight),
+            ("reward.format_weight", self.format_weight),
+        ] {
+            v.require(w.is_finite(), key, w, "must be a finite number");
+        }
+        if self.kind == RewardKind::Rule {
+            let ok = self.correct_weight != 0.0 || self.format_weight != 0.0;
+            let rule = "reward.correct_weight and reward.format_weight are both 0: every reward would be 0";
+            v.require(ok, "reward.correct_weight", self.correct_weight, rule);
+        }
+        if self.format_weight != 0.0 {
+            v.require(
+                !self.format_tags.is_empty(),
+                "reward.format_tags",
+                "[]",
+                "reward.format_weight is not 0: list at least one tag, e.g. [\"answer\"]",
+            );
+        }
+        for tag in &self.format_tags {
+            v.require(
+                is_tag_name(tag),
+                "reward.format_tags",
+                quoted(tag),
+                "a tag name is 1 to 32 of A-Z, a-z, 0-9, _ and -",
+            );
+        }
     }
+}
+
+/// Whether `tag` may name an XML-style tag of the format check.
+pub fn is_tag_name(tag: &str) -> bool {
+    (1..=32).contains(&tag.len())
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }

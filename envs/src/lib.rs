@@ -1,0 +1,84 @@
+//! The built-in environments of `rl`, one file each, and how a config picks them:
+//! [`by_name`] builds the `[env]` environment, [`rule_reward`] the `reward.kind = "rule"`
+//! scorer for it (the environment's verifier, plus a format reward, weighted and scaled as
+//! `[reward]` says).
+//!
+//! | `env.name` | task | verifier |
+//! |---|---|---|
+//! | `arithmetic` | generated integer arithmetic ([`Arithmetic`]) | [`rl_reward::NumericMatch`] |
+//! | `countdown` | reach a target from given numbers ([`Countdown`]) | [`CountdownReward`] |
+
+pub mod arithmetic;
+pub mod countdown;
+pub mod generated;
+pub mod rng;
+
+use rl_core::{
+    Env, EnvError, RewardError, RewardFn,
+    config::{EnvConfig, EnvName, RewardConfig, RewardKind},
+};
+use rl_reward::{NumericMatch, Part, Scaled, TagFormat, WeightedSum};
+
+pub use arithmetic::Arithmetic;
+pub use countdown::{Countdown, CountdownReward, Verdict};
+
+/// The environment `[env]` names, configured by its keys.
+pub fn by_name(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
+    Ok(match config.name {
+        EnvName::Arithmetic => Box::new(Arithmetic::new(config)?),
+        EnvName::Countdown => Box::new(Countdown::new(config)?),
+        EnvName::Jsonl => {
+            return Err(EnvError {
+                env: config.name.to_string(),
+                message: "not available yet; use env.name = \"arithmetic\" or \"countdown\""
+                    .to_owned(),
+            });
+        }
+    })
+}
+
+/// The correctness check of the environment `[env]` names: 1 right, 0 wrong.
+pub fn verifier(config: &EnvConfig) -> Result<Box<dyn RewardFn>, EnvError> {
+    match config.name {
+        EnvName::Arithmetic => Ok(Box::new(NumericMatch::default())),
+        EnvName::Countdown => Ok(Box::new(CountdownReward::default())),
+        EnvName::Jsonl => Err(EnvError {
+            env: config.name.to_string(),
+            message: "has no verifier yet".to_owned(),
+        }),
+    }
+}
+
+/// The `reward.kind = "rule"` scorer: `reward.correct_weight` × the environment's
+/// [`verifier`] (part `correct`) + `reward.format_weight` × the answer-tag format check on
+/// `reward.format_tags` (part `format`, left out when its weight is 0), then multiplied by
+/// `reward.scale` and clipped to `reward.clip`.
+pub fn rule_reward(
+    env: &EnvConfig,
+    reward: &RewardConfig,
+) -> Result<Box<dyn RewardFn>, RewardError> {
+    let error = |message: String| RewardError {
+        reward: "rule".to_owned(),
+        message,
+    };
+    if reward.kind != RewardKind::Rule {
+        return Err(error(format!(
+            "reward.kind = \"{}\" is not a rule-based reward",
+            reward.kind
+        )));
+    }
+    let verifier = verifier(env).map_err(|e| error(e.to_string()))?;
+    let mut parts = vec![Part {
+        name: "correct".to_owned(),
+        weight: reward.correct_weight,
+        reward: verifier,
+    }];
+    if reward.format_weight != 0.0 {
+        let format = TagFormat::new(reward.format_tags.iter().cloned())
+            .map_err(|e| error(format!("reward.format_tags: {e}")))?;
+        parts.push(Part::new("format", reward.format_weight, format));
+    }
+    let sum = WeightedSum::new("rule", parts).map_err(|e| error(e.to_string()))?;
+    let scaled = Scaled::from_config(Box::new(sum), reward).map_err(|e| error(e.to_string()))?;
+    Ok(Box::new(scaled))
+}
