@@ -8,21 +8,15 @@
 
 #![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
 
+#[allow(dead_code)] // the device helpers are for the tensor benches
+#[path = "../../bench-args.rs"]
+mod bench_args;
+
 use std::time::{Duration, Instant};
 
+use bench_args::BenchArgs;
 use rl_core::{RewardFn, Scoring, Task};
 use rl_reward::{NumericMatch, Part, TagFormat, WeightedSum};
-
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("bad value for {name}: {v}"))
-        })
-        .unwrap_or(default)
-}
 
 /// Replies of the shapes a policy writes: short answers, worked answers, tags, boxes, misses.
 fn reply(i: usize) -> String {
@@ -54,15 +48,14 @@ fn measure(reward: &dyn RewardFn, batch: &[Scoring<'_>], secs: f64) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--help") {
+    let args = BenchArgs::from_env();
+    if args.flag("--help") {
         println!("options: --batch N (256) --secs S (2)");
         return;
     }
-    // `cargo test --all-targets` runs this without --bench: a quick smoke run of the same path.
-    let smoke = !args.iter().any(|a| a == "--bench");
-    let batch_size: usize = arg(&args, "--batch", 256);
-    let secs: f64 = arg(&args, "--secs", if smoke { 0.05 } else { 2.0 });
+    let smoke = args.smoke();
+    let batch_size: usize = args.get("--batch", 256);
+    let secs: f64 = args.get("--secs", if smoke { 0.05 } else { 2.0 });
 
     let tasks: Vec<Task> = (0..batch_size)
         .map(|i| {
