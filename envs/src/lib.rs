@@ -7,10 +7,12 @@
 //! |---|---|---|
 //! | `arithmetic` | generated integer arithmetic ([`Arithmetic`]) | [`rl_reward::NumericMatch`] |
 //! | `countdown` | reach a target from given numbers ([`Countdown`]) | [`CountdownReward`] |
+//! | `jsonl` | question/answer records from a file ([`Jsonl`]), e.g. GSM8K | [`rl_reward::NumericMatch`] |
 
 pub mod arithmetic;
 pub mod countdown;
 pub mod generated;
+pub mod jsonl;
 pub mod rng;
 
 use rl_core::{
@@ -21,19 +23,14 @@ use rl_reward::{NumericMatch, Part, Scaled, TagFormat, WeightedSum};
 
 pub use arithmetic::Arithmetic;
 pub use countdown::{Countdown, CountdownReward, Verdict};
+pub use jsonl::Jsonl;
 
 /// The environment `[env]` names, configured by its keys.
 pub fn by_name(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
     Ok(match config.name {
         EnvName::Arithmetic => Box::new(Arithmetic::new(config)?),
         EnvName::Countdown => Box::new(Countdown::new(config)?),
-        EnvName::Jsonl => {
-            return Err(EnvError {
-                env: config.name.to_string(),
-                message: "not available yet; use env.name = \"arithmetic\" or \"countdown\""
-                    .to_owned(),
-            });
-        }
+        EnvName::Jsonl => Box::new(Jsonl::new(config)?),
     })
 }
 
@@ -42,10 +39,7 @@ pub fn verifier(config: &EnvConfig) -> Result<Box<dyn RewardFn>, EnvError> {
     match config.name {
         EnvName::Arithmetic => Ok(Box::new(NumericMatch::default())),
         EnvName::Countdown => Ok(Box::new(CountdownReward::default())),
-        EnvName::Jsonl => Err(EnvError {
-            env: config.name.to_string(),
-            message: "has no verifier yet".to_owned(),
-        }),
+        EnvName::Jsonl => Ok(Box::new(NumericMatch::default())),
     }
 }
 

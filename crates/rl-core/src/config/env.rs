@@ -52,6 +52,10 @@ pub struct EnvConfig {
     /// Data file, required by `jsonl`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
+    /// `jsonl`: the field holding the prompt.
+    pub prompt_field: String,
+    /// `jsonl`: the field holding the reference answer (GSM8K's `... #### 72` keeps `72`).
+    pub answer_field: String,
     /// System prompt put before every question; none: the model's template default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
@@ -78,6 +82,8 @@ impl Default for EnvConfig {
         Self {
             name: EnvName::Arithmetic,
             path: None,
+            prompt_field: "prompt".to_owned(),
+            answer_field: "answer".to_owned(),
             system_prompt: None,
             eval_fraction: 0.1,
             operands: 2,
