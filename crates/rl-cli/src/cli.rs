@@ -33,7 +33,7 @@ pub enum Command {
     Logprobs(LogprobsArgs),
     /// Convert a model (HF directory; GGUF next) into an HF safetensors directory that transformers loads.
     Convert(ConvertArgs),
-    /// Score a model or checkpoint on an environment's held-out prompts. [not yet available: comes with the training loop]
+    /// Score a model on an environment's held-out tasks: greedy accuracy and pass@k, per-sample JSONL.
     Eval(EvalArgs),
     /// Serve a reward function over gRPC (rl.v1) for remote trainers. [not yet available: comes with the gRPC runtime]
     RewardServer(ServeArgs),
@@ -185,6 +185,15 @@ pub struct EvalArgs {
     /// Override a config key. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    /// Held-out tasks to evaluate.
+    #[arg(long, short, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub n: u64,
+    /// Samples per task for pass@k (at `rollout.temperature`, 1 if that is 0); 1 = greedy only.
+    #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub k: u32,
+    /// Per-sample JSONL. Default: `<run.runs_dir>/eval-<env>.jsonl` (a new name if taken).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
 }
 
 /// `rl rollout-worker`.

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => commands::generate::run(args, console),
         Command::Logprobs(args) => commands::logprobs::run(args, console),
         Command::Convert(args) => commands::convert::run(args, console),
-        Command::Eval(_) => refuse("eval", "the training loop"),
+        Command::Eval(args) => commands::eval::run(args, console),
         Command::RewardServer(_) => {
             refuse("reward-server", "the gRPC runtime (rl-proto, rl-reward)")
         }

@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod doctor;
+pub mod eval;
 pub mod generate;
 pub mod logprobs;
 pub mod planned;

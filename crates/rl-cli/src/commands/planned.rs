@@ -4,7 +4,7 @@
 /// A subcommand that is not available yet.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "`rl {command}` is not available yet: it arrives with {arrives_with}. Nothing was run. `rl train`, `rl generate`, `rl logprobs`, `rl convert`, `rl rollout-worker` and `rl doctor` work today"
+    "`rl {command}` is not available yet: it arrives with {arrives_with}. Nothing was run. `rl train`, `rl generate`, `rl eval`, `rl logprobs`, `rl convert`, `rl rollout-worker` and `rl doctor` work today"
 )]
 pub struct NotYet {
     /// The subcommand.
