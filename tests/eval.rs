@@ -83,3 +83,64 @@ fn a_config_that_cannot_be_evaluated_names_the_key() {
     assert!(stderr(&out).contains("env.path"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"));
 }
+
+#[test]
+fn a_multi_turn_environment_runs_by_name_without_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = smollm2_gguf();
+    let out = rl(
+        dir.path(),
+        &[
+            "eval",
+            "--env",
+            "calculator",
+            "--model",
+            gguf.to_str().unwrap(),
+            "-n",
+            "3",
+            "-k",
+            "3",
+            "--set",
+            "rollout.max_new_tokens=12",
+            "--set",
+            "env.max_turns=2",
+            "--quiet",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(summary["env"], "calculator");
+    let file = dir.path().join("runs/eval-calculator.jsonl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.lines().count(), 3);
+    for line in text.lines() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(line["prompt"].as_str().unwrap().contains("<calc>"));
+        let episodes = std::iter::once(&line["greedy"]).chain(line["samples"].as_array().unwrap());
+        for e in episodes {
+            // With env.max_turns = 2, an episode is one reply, or a tool call, the tool's
+            // answer and a final reply.
+            if let Some(turns) = e.get("turns") {
+                let turns = turns.as_array().unwrap();
+                assert_eq!(turns.len(), 2, "{turns:?}");
+                assert_eq!(turns[0]["role"], "assistant");
+                assert!(turns[0]["content"].as_str().unwrap().contains("<calc>"));
+                assert_eq!(turns[1]["role"], "tool");
+                let tool = turns[1]["content"].as_str().unwrap();
+                assert!(
+                    tool.starts_with("<result>") || tool.starts_with("<error>"),
+                    "{tool}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn an_unknown_environment_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rl(dir.path(), &["eval", "--env", "chess"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("env.name"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("calculator"), "{}", stderr(&out));
+}

@@ -34,9 +34,9 @@ pub struct Arithmetic {
 
 /// One question: its text (`17 + 25`) and answer.
 #[derive(Debug, Clone)]
-struct Question {
-    expression: String,
-    answer: i128,
+pub(crate) struct Question {
+    pub(crate) expression: String,
+    pub(crate) answer: i128,
 }
 
 impl Problem for Question {
@@ -100,7 +100,7 @@ impl Arithmetic {
 
     /// One random question, or `None` when this draw failed (no divisor in range, a
     /// non-integer step, overflow).
-    fn question(&self, rng: &mut Rng) -> Option<Question> {
+    pub(crate) fn question(&self, rng: &mut Rng) -> Option<Question> {
         let [lo, hi] = self.range;
         let mut values = vec![rng.between(lo, hi)];
         let mut ops = Vec::with_capacity(self.operands - 1);

@@ -8,8 +8,10 @@
 //! | `arithmetic` | generated integer arithmetic ([`Arithmetic`]) | [`rl_reward::NumericMatch`] |
 //! | `countdown` | reach a target from given numbers ([`Countdown`]) | [`CountdownReward`] |
 //! | `jsonl` | question/answer records from a file ([`Jsonl`]), e.g. GSM8K | [`rl_reward::NumericMatch`] |
+//! | `calculator` | arithmetic with a calculator tool, multi-turn ([`Calculator`]) | [`rl_reward::NumericMatch`] |
 
 pub mod arithmetic;
+pub mod calculator;
 pub mod countdown;
 pub mod generated;
 pub mod jsonl;
@@ -22,6 +24,7 @@ use rl_core::{
 use rl_reward::{NumericMatch, Part, Scaled, TagFormat, WeightedSum};
 
 pub use arithmetic::Arithmetic;
+pub use calculator::Calculator;
 pub use countdown::{Countdown, CountdownReward, Verdict};
 pub use jsonl::Jsonl;
 
@@ -31,6 +34,7 @@ pub fn by_name(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
         EnvName::Arithmetic => Box::new(Arithmetic::new(config)?),
         EnvName::Countdown => Box::new(Countdown::new(config)?),
         EnvName::Jsonl => Box::new(Jsonl::new(config)?),
+        EnvName::Calculator => Box::new(Calculator::new(config)?),
     })
 }
 
@@ -39,7 +43,7 @@ pub fn verifier(config: &EnvConfig) -> Result<Box<dyn RewardFn>, EnvError> {
     match config.name {
         EnvName::Arithmetic => Ok(Box::new(NumericMatch::default())),
         EnvName::Countdown => Ok(Box::new(CountdownReward::default())),
-        EnvName::Jsonl => Ok(Box::new(NumericMatch::default())),
+        EnvName::Jsonl | EnvName::Calculator => Ok(Box::new(NumericMatch::default())),
     }
 }
 

@@ -177,11 +177,16 @@ pub struct ConvertArgs {
 /// `rl eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Config naming the environment and sampling settings.
-    pub config: PathBuf,
+    /// Config naming the environment and sampling settings. Default: the built-in defaults
+    /// (`configs/reference.toml`).
+    pub config: Option<PathBuf>,
     /// Model or checkpoint to evaluate instead of the config's `model.path`.
     #[arg(long)]
     pub model: Option<String>,
+    /// Environment to evaluate on instead of the config's `env.name` (arithmetic, countdown,
+    /// jsonl, calculator); the other `env.*` keys still apply.
+    #[arg(long)]
+    pub env: Option<String>,
     /// Override a config key. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,

@@ -7,6 +7,7 @@ pub mod algorithm;
 pub mod chat;
 pub mod config;
 pub mod env;
+pub mod episode;
 pub mod reward;
 pub mod task;
 
@@ -14,5 +15,6 @@ pub use algorithm::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Nee
 pub use chat::{Message, Role};
 pub use config::{Config, ConfigError};
 pub use env::{Env, EnvError, Transition};
+pub use episode::{Episode, EpisodeError, Turn, run_episodes};
 pub use reward::{RewardError, RewardFn, Score, Scoring};
 pub use task::{Split, Task};

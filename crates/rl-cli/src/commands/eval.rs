@@ -1,13 +1,16 @@
-//! `rl eval CONFIG [--model M] [-n N] [-k K]`: the policy answers `N` held-out tasks of the
-//! config's environment — greedily, and `K` sampled times for pass@k — and the environment's
-//! verifier scores them. Prints a JSON summary; writes one JSONL line per task.
+//! `rl eval [CONFIG] [--model M] [--env E] [-n N] [-k K]`: the policy answers `N` held-out tasks
+//! of the environment — greedily, and `K` sampled times for pass@k — and the environment's
+//! verifier scores them. Multi-turn environments run whole episodes (the policy's replies and
+//! the environment's turns). Prints a JSON summary; writes one JSONL line per task.
 
-use std::io::Write;
+use std::{io::Write, path::Path};
 
 use anyhow::Context;
-use rl_core::{Config, Scoring, Split, Task};
+use rl_core::{Config, Env, Episode, Scoring, Split, Task, config::MAX_TURNS, run_episodes};
 use rl_model::{probe::device_name, resolve_device, resolve_kind};
-use rl_rollout::{Completion, Engine, EngineConfig, GenerateRequest, Prompt, SamplingParams};
+use rl_rollout::{
+    Completion, Engine, EngineConfig, FinishReason, GenerateRequest, Prompt, SamplingParams,
+};
 use serde_json::json;
 
 use super::UsageError;
@@ -15,7 +18,14 @@ use crate::{cli::EvalArgs, console::Console};
 
 /// Runs `rl eval`.
 pub fn run(args: EvalArgs, console: Console) -> anyhow::Result<()> {
-    let config = Config::load(&args.config, &args.overrides)?;
+    let mut overrides = args.overrides.clone();
+    if let Some(env) = &args.env {
+        overrides.insert(0, format!("env.name={env}"));
+    }
+    let config = match &args.config {
+        Some(path) => Config::load(path, &overrides)?,
+        None => Config::from_toml("", Path::new("(built-in defaults)"), &overrides)?,
+    };
     let model = args
         .model
         .clone()
@@ -49,10 +59,6 @@ pub fn run(args: EvalArgs, console: Console) -> anyhow::Result<()> {
     );
 
     let tokenizer = rl_model::load_tokenizer(&model)?;
-    let prompts = tasks
-        .iter()
-        .map(|t| Ok(Prompt::Tokens(tokenizer.encode_chat(&t.messages, true)?)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let loaded = rl_model::load(&model, device, kind)?;
     let mut engine = Engine::new(loaded, tokenizer, EngineConfig::default())
         .map_err(|e| UsageError(e.to_string()))?;
@@ -73,15 +79,23 @@ pub fn run(args: EvalArgs, console: Console) -> anyhow::Result<()> {
         max_new_tokens,
         ..SamplingParams::greedy(max_new_tokens)
     };
-    let greedy = generate(&mut engine, &prompts, &greedy, &console, "greedy")?;
-    let sampled = if args.k > 1 {
+    let greedy = episodes(
+        &mut engine,
+        env.as_mut(),
+        &tasks,
+        1,
+        &greedy,
+        &console,
+        "greedy",
+    )?;
+    let k = args.k as usize;
+    let sampled = if k > 1 {
         let temperature = if config.rollout.temperature > 0.0 {
             config.rollout.temperature
         } else {
             1.0
         };
         let params = SamplingParams {
-            n: args.k,
             temperature,
             top_p: config.rollout.top_p,
             top_k: config.rollout.top_k,
@@ -89,35 +103,59 @@ pub fn run(args: EvalArgs, console: Console) -> anyhow::Result<()> {
             seed: Some(config.run.seed),
             ..SamplingParams::default()
         };
-        generate(&mut engine, &prompts, &params, &console, "pass@k")?
+        episodes(
+            &mut engine,
+            env.as_mut(),
+            &tasks,
+            k,
+            &params,
+            &console,
+            "pass@k",
+        )?
     } else {
         Vec::new()
     };
 
-    let correct = |task: &Task, c: &Completion| -> anyhow::Result<bool> {
+    let correct = |task: &Task, e: &Episode| -> anyhow::Result<bool> {
+        if let Some(reward) = e.env_reward {
+            return Ok(reward > 0.5);
+        }
         let score = verifier.score(&[Scoring {
             task,
-            response: &c.text,
+            response: e.reply(),
         }])?;
         Ok(score.first().is_some_and(|s| s.reward > 0.5))
     };
+    // Multi-turn episodes also record what came between the prompt and the final reply.
+    let turns = |task: &Task, e: &Episode| {
+        let turns = e.turns(task);
+        (turns.len() > 1).then(|| turns[..turns.len() - 1].to_vec())
+    };
     let (mut right, mut passed) = (0usize, 0usize);
-    let k = args.k as usize;
     for (i, task) in tasks.iter().enumerate() {
-        let g = &greedy[i];
+        let (g, finish) = &greedy[i];
         let g_ok = correct(task, g)?;
         right += usize::from(g_ok);
         let mut samples = Vec::new();
-        for c in sampled.iter().skip(i * k).take(k) {
-            samples.push(json!({"text": c.text, "correct": correct(task, c)?}));
+        for (e, _) in sampled.iter().skip(i * k).take(k) {
+            let mut sample = json!({"text": e.reply(), "correct": correct(task, e)?});
+            if let Some(t) = turns(task, e) {
+                sample["turns"] = json!(t);
+            }
+            samples.push(sample);
         }
         let pass = samples.iter().any(|s| s["correct"] == true);
         passed += usize::from(pass);
+        let mut greedy =
+            json!({"text": g.reply(), "correct": g_ok, "finish_reason": finish.as_str()});
+        if let Some(t) = turns(task, g) {
+            greedy["turns"] = json!(t);
+        }
         let line = json!({
             "id": task.id,
             "prompt": task.messages.last().map(|m| m.content.clone()),
             "answer": task.answer,
-            "greedy": {"text": g.text, "correct": g_ok, "finish_reason": g.finish_reason.as_str()},
+            "greedy": greedy,
             "samples": samples,
             "pass_at_k": (k > 1).then_some(pass),
         });
@@ -139,29 +177,71 @@ pub fn run(args: EvalArgs, console: Console) -> anyhow::Result<()> {
     crate::console::out(serde_json::to_string_pretty(&summary)?)
 }
 
-/// Every prompt's completions with `params`, ordered by (prompt, sample); a refused prompt is
-/// an error naming it.
-fn generate(
+/// `samples` episodes of every task with `params` (each episode its own seed stream), in
+/// (task, sample) order, each with the finish reason of its final reply. Multi-turn
+/// environments take one generation round per turn; a refused prompt is an error naming it.
+fn episodes(
     engine: &mut Engine,
-    prompts: &[Prompt],
+    env: &mut dyn Env,
+    tasks: &[Task],
+    samples: usize,
     params: &SamplingParams,
     console: &Console,
     what: &str,
+) -> anyhow::Result<Vec<(Episode, FinishReason)>> {
+    let tokenizer = engine.tokenizer().clone();
+    let mut finish = vec![FinishReason::Length; tasks.len() * samples];
+    let mut round = 0;
+    let episodes = run_episodes(
+        env,
+        tasks,
+        samples,
+        |turns| -> anyhow::Result<Vec<String>> {
+            round += 1;
+            let requests = turns
+                .iter()
+                .map(|t| {
+                    let episode = (t.task * samples + t.sample) as u64;
+                    Ok(GenerateRequest {
+                        prompt: Prompt::Tokens(tokenizer.encode_chat(t.transcript, true)?),
+                        params: SamplingParams {
+                            seed: params.seed.map(|s| {
+                                s.wrapping_add(episode * u64::from(MAX_TURNS) + t.reply as u64)
+                            }),
+                            ..params.clone()
+                        },
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let label = if round == 1 {
+                what.to_owned()
+            } else {
+                format!("{what}, turn {round}")
+            };
+            let done = generate(engine, &requests, console, &label)?;
+            Ok(turns
+                .iter()
+                .zip(done)
+                .map(|(t, c)| {
+                    finish[t.task * samples + t.sample] = c.finish_reason;
+                    c.text
+                })
+                .collect())
+        },
+    )?;
+    Ok(episodes.into_iter().zip(finish).collect())
+}
+
+/// One completion per request, in request order; a refused request is an error naming it.
+fn generate(
+    engine: &mut Engine,
+    requests: &[GenerateRequest],
+    console: &Console,
+    what: &str,
 ) -> anyhow::Result<Vec<Completion>> {
-    let requests: Vec<GenerateRequest> = prompts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| GenerateRequest {
-            prompt: p.clone(),
-            params: SamplingParams {
-                seed: params.seed.map(|s| s.wrapping_add(i as u64)),
-                ..params.clone()
-            },
-        })
-        .collect();
-    let bar = console.progress(requests.len() as u64 * u64::from(params.n), what);
+    let bar = console.progress(requests.len() as u64, what);
     let (mut done, mut refused) = (Vec::new(), Vec::new());
-    engine.generate(&requests, &mut |e| {
+    engine.generate(requests, &mut |e| {
         bar.inc(1);
         match e {
             Ok(c) => done.push(c),
@@ -172,6 +252,6 @@ fn generate(
     if let Some(e) = refused.first() {
         return Err(UsageError(format!("task {} was refused: {}", e.request, e.message)).into());
     }
-    done.sort_by_key(|c| (c.request, c.sample));
+    done.sort_by_key(|c| c.request);
     Ok(done)
 }

@@ -15,6 +15,8 @@ crate::choice! {
         Countdown = "countdown",
         /// Question/answer pairs from a JSON-lines file (`{"prompt": ..., "answer": ...}`).
         Jsonl = "jsonl",
+        /// Arithmetic questions with a calculator tool: multi-turn tool use.
+        Calculator = "calculator",
     }
 }
 
@@ -42,6 +44,8 @@ pub const MAX_COUNTDOWN_NUMBERS: u32 = 6;
 pub const MAX_COUNTDOWN_NUMBER: u32 = 10_000;
 /// Largest countdown target (`env.countdown_target_range`).
 pub const MAX_COUNTDOWN_TARGET: u32 = 1_000_000;
+/// Most policy replies of one multi-turn episode (`env.max_turns`).
+pub const MAX_TURNS: u32 = 16;
 
 /// `[env]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +67,8 @@ pub struct EnvConfig {
     /// problem belongs to the eval split when the hash of its text falls in this share, so no
     /// eval problem is ever drawn for training.
     pub eval_fraction: f64,
+    /// `calculator`: most policy replies per episode (tool calls plus the answer).
+    pub max_turns: u32,
     /// `arithmetic`: operands per question.
     pub operands: u32,
     /// `arithmetic`: inclusive range operands are drawn from (e.g. `[100, 999]` for 3 digits).
@@ -86,6 +92,7 @@ impl Default for EnvConfig {
             answer_field: "answer".to_owned(),
             system_prompt: None,
             eval_fraction: 0.1,
+            max_turns: 4,
             operands: 2,
             operand_range: [0, 99],
             operators: vec![ArithmeticOp::Add, ArithmeticOp::Sub, ArithmeticOp::Mul],
@@ -107,6 +114,12 @@ impl EnvConfig {
             rule,
         );
         v.open_range("env.eval_fraction", self.eval_fraction, 0.0, 1.0);
+        v.require(
+            (1..=MAX_TURNS).contains(&self.max_turns),
+            "env.max_turns",
+            self.max_turns,
+            format!("must be in [1, {MAX_TURNS}]"),
+        );
         v.require(
             (2..=MAX_OPERANDS).contains(&self.operands),
             "env.operands",

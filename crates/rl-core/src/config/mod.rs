@@ -26,7 +26,7 @@ pub use checkpoint::CheckpointConfig;
 pub use device::{DType, DeviceSpec};
 pub use env::{
     ArithmeticOp, EnvConfig, EnvName, MAX_COUNTDOWN_NUMBER, MAX_COUNTDOWN_NUMBERS,
-    MAX_COUNTDOWN_TARGET, MAX_OPERAND, MAX_OPERANDS,
+    MAX_COUNTDOWN_TARGET, MAX_OPERAND, MAX_OPERANDS, MAX_TURNS,
 };
 pub use error::ConfigError;
 pub use learner::{LearnerConfig, LrSchedule};
