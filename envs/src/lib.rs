@@ -19,9 +19,11 @@ pub mod rng;
 
 use rl_core::{
     Env, EnvError, RewardError, RewardFn,
-    config::{EnvConfig, EnvName, RewardConfig, RewardKind},
+    config::{EnvConfig, EnvName, RewardConfig, RewardKind, VerifierKind},
 };
-use rl_reward::{NumericMatch, Part, Scaled, TagFormat, WeightedSum};
+use rl_reward::{
+    ExactMatch, NumericMatch, Part, RegexMatch, RegexMode, Scaled, TagFormat, WeightedSum,
+};
 
 pub use arithmetic::Arithmetic;
 pub use calculator::Calculator;
@@ -38,17 +40,40 @@ pub fn by_name(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
     })
 }
 
-/// The correctness check of the environment `[env]` names: 1 right, 0 wrong.
-pub fn verifier(config: &EnvConfig) -> Result<Box<dyn RewardFn>, EnvError> {
-    match config.name {
-        EnvName::Arithmetic => Ok(Box::new(NumericMatch::default())),
-        EnvName::Countdown => Ok(Box::new(CountdownReward::default())),
-        EnvName::Jsonl | EnvName::Calculator => Ok(Box::new(NumericMatch::default())),
-    }
+/// The correctness check, 1 right and 0 wrong: the one `reward.verifier` names, by default
+/// (`"env"`) the environment's own.
+pub fn verifier(env: &EnvConfig, reward: &RewardConfig) -> Result<Box<dyn RewardFn>, EnvError> {
+    let error = |message: String| EnvError {
+        env: env.name.as_str().to_owned(),
+        message,
+    };
+    let exact = || match &reward.answer_tag {
+        Some(tag) => ExactMatch::default().within_tag(tag.clone()),
+        None => ExactMatch::default(),
+    };
+    Ok(match reward.verifier {
+        VerifierKind::Env => match env.name {
+            EnvName::Countdown => Box::new(CountdownReward::default()),
+            EnvName::Arithmetic | EnvName::Jsonl | EnvName::Calculator => {
+                Box::new(NumericMatch::default())
+            }
+        },
+        VerifierKind::Numeric => Box::new(NumericMatch::default()),
+        VerifierKind::Exact => Box::new(exact()),
+        VerifierKind::ExactNocase => Box::new(exact().case_insensitive()),
+        VerifierKind::Regex => {
+            let pattern = reward.pattern.as_deref().ok_or_else(|| {
+                error("reward.verifier = \"regex\" needs reward.pattern".to_owned())
+            })?;
+            let regex = RegexMatch::new(pattern, RegexMode::Captures)
+                .map_err(|e| error(format!("reward.pattern: {e}")))?;
+            Box::new(regex)
+        }
+    })
 }
 
-/// The `reward.kind = "rule"` scorer: `reward.correct_weight` × the environment's
-/// [`verifier`] (part `correct`) + `reward.format_weight` × the answer-tag format check on
+/// The `reward.kind = "rule"` scorer: `reward.correct_weight` × the [`verifier`] (part
+/// `correct`) + `reward.format_weight` × the answer-tag format check on
 /// `reward.format_tags` (part `format`, left out when its weight is 0), then multiplied by
 /// `reward.scale` and clipped to `reward.clip`.
 pub fn rule_reward(
@@ -65,7 +90,7 @@ pub fn rule_reward(
             reward.kind
         )));
     }
-    let verifier = verifier(env).map_err(|e| error(e.to_string()))?;
+    let verifier = verifier(env, reward).map_err(|e| error(e.to_string()))?;
     let mut parts = vec![Part {
         name: "correct".to_owned(),
         weight: reward.correct_weight,

@@ -34,7 +34,7 @@ fn question(turn: &Turn<'_>) -> String {
 fn a_policy_that_uses_the_tool_solves_every_task() {
     let config = config(4);
     let mut env = rl_envs::by_name(&config).unwrap();
-    let verifier = rl_envs::verifier(&config).unwrap();
+    let verifier = rl_envs::verifier(&config, &Default::default()).unwrap();
     let tasks = env.tasks(Split::Eval, 20, 5).unwrap();
     let episodes = run_episodes(env.as_mut(), &tasks, 2, |turns| {
         Ok::<_, std::convert::Infallible>(
@@ -78,7 +78,7 @@ fn a_policy_that_uses_the_tool_solves_every_task() {
 fn a_policy_that_never_answers_stops_at_max_turns_and_scores_zero() {
     let config = config(3);
     let mut env = rl_envs::by_name(&config).unwrap();
-    let verifier = rl_envs::verifier(&config).unwrap();
+    let verifier = rl_envs::verifier(&config, &Default::default()).unwrap();
     let tasks = env.tasks(Split::Train, 5, 1).unwrap();
     let episodes = run_episodes(env.as_mut(), &tasks, 1, |turns| {
         Ok::<_, std::convert::Infallible>(vec!["<calc>(1 + 2) * x</calc>".to_owned(); turns.len()])

@@ -217,7 +217,10 @@ fn config_picks_countdown_and_its_rule_reward() {
     let mut e = by_name(&env_config).unwrap();
     assert_eq!(e.name(), "countdown");
     let t = &e.tasks(Split::Eval, 1, 0).unwrap()[0];
-    assert_eq!(verifier(&env_config).unwrap().name(), "countdown");
+    assert_eq!(
+        verifier(&env_config, &Default::default()).unwrap().name(),
+        "countdown"
+    );
 
     let reward_config = RewardConfig {
         format_weight: 0.5,

@@ -112,3 +112,52 @@ fn by_name_builds_it_and_bad_files_are_named_by_line() {
             .contains("cannot read env.path")
     );
 }
+
+#[test]
+fn reward_verifier_picks_string_or_regex_matching_for_text_answers() {
+    use rl_core::{
+        Scoring, Task,
+        config::{RewardConfig, VerifierKind},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let env = config(gsm8k_like(dir.path(), 4));
+    let task = Task::single_turn("t", "Capital of France?", Some("Paris".into()));
+    let score = |reward: &RewardConfig, response: &str| {
+        let verifier = rl_envs::verifier(&env, reward).unwrap();
+        verifier
+            .score(&[Scoring {
+                task: &task,
+                response,
+            }])
+            .unwrap()[0]
+            .reward
+    };
+    let exact = RewardConfig {
+        verifier: VerifierKind::Exact,
+        answer_tag: Some("answer".into()),
+        ..RewardConfig::default()
+    };
+    assert_eq!(score(&exact, "It is <answer> Paris </answer>"), 1.0);
+    assert_eq!(score(&exact, "It is <answer>paris</answer>"), 0.0);
+    assert_eq!(score(&exact, "Paris"), 0.0, "no tag, no match");
+    let nocase = RewardConfig {
+        verifier: VerifierKind::ExactNocase,
+        ..RewardConfig::default()
+    };
+    assert_eq!(score(&nocase, "  PARIS "), 1.0);
+    let regex = RewardConfig {
+        verifier: VerifierKind::Regex,
+        pattern: Some(r"(?i)capital is (?P<answer>\w+)".into()),
+        ..RewardConfig::default()
+    };
+    assert_eq!(score(&regex, "The capital is Paris."), 1.0);
+    assert_eq!(score(&regex, "The capital is Lyon."), 0.0);
+
+    let bad = RewardConfig {
+        verifier: VerifierKind::Regex,
+        pattern: Some("(unclosed".into()),
+        ..RewardConfig::default()
+    };
+    let err = rl_envs::verifier(&env, &bad).err().unwrap();
+    assert!(err.to_string().contains("reward.pattern"), "{err}");
+}

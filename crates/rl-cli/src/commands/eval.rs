@@ -33,7 +33,8 @@ pub fn run(args: EvalArgs, console: Console) -> anyhow::Result<()> {
     let device = resolve_device(config.placement.rollout_device, "placement.rollout_device")?;
     let kind = resolve_kind(config.model.dtype, device);
     let mut env = rl_envs::by_name(&config.env).map_err(|e| UsageError(e.to_string()))?;
-    let verifier = rl_envs::verifier(&config.env).map_err(|e| UsageError(e.to_string()))?;
+    let verifier =
+        rl_envs::verifier(&config.env, &config.reward).map_err(|e| UsageError(e.to_string()))?;
     let tasks = env
         .tasks(Split::Eval, args.n as usize, config.run.seed)
         .map_err(|e| UsageError(e.to_string()))?;

@@ -33,7 +33,7 @@ pub use learner::{LearnerConfig, LrSchedule};
 pub use logging::LoggingConfig;
 pub use model::{ModelConfig, SMOLLM2_135M};
 pub use placement::{Backend, PlacementConfig};
-pub use reward::{RewardConfig, RewardKind, is_tag_name};
+pub use reward::{RewardConfig, RewardKind, VerifierKind, is_tag_name};
 pub use rollout::RolloutConfig;
 pub use run::RunConfig;
 pub use validate::Violation;

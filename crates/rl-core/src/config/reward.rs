@@ -16,6 +16,22 @@ crate::choice! {
     }
 }
 
+crate::choice! {
+    /// The correctness check of `reward.kind = "rule"` and of `rl eval` (`reward.verifier`).
+    pub enum VerifierKind {
+        /// The environment's own check (final number; countdown's expression check).
+        Env = "env",
+        /// The reply's final number equals the answer exactly.
+        Numeric = "numeric",
+        /// The reply (or its last `reward.answer_tag`) equals the answer, whitespace-normalised.
+        Exact = "exact",
+        /// Like `exact`, ignoring case.
+        ExactNocase = "exact_nocase",
+        /// The last match of `reward.pattern` captures the answer (group `answer`, else 1).
+        Regex = "regex",
+    }
+}
+
 /// `[reward]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -41,6 +57,14 @@ pub struct RewardConfig {
     /// `kind = "rule"`: the tags the format check looks for, e.g. `["think", "answer"]` for
     /// `<think>…</think><answer>…</answer>`.
     pub format_tags: Vec<String>,
+    /// The correctness check (`rule` rewards and `rl eval`).
+    pub verifier: VerifierKind,
+    /// `verifier = "exact"`/`"exact_nocase"`: compare only the last `<tag>…</tag>` of the reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_tag: Option<String>,
+    /// `verifier = "regex"`: the pattern whose capture is compared with the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
 }
 
 impl Default for RewardConfig {
@@ -54,6 +78,9 @@ impl Default for RewardConfig {
             correct_weight: 1.0,
             format_weight: 0.0,
             format_tags: vec!["answer".to_owned()],
+            verifier: VerifierKind::Env,
+            answer_tag: None,
+            pattern: None,
         }
     }
 }
@@ -110,6 +137,21 @@ impl RewardConfig {
                 "reward.format_tags",
                 "[]",
                 "reward.format_weight is not 0: list at least one tag, e.g. [\"answer\"]",
+            );
+        }
+        let rule = "reward.verifier = \"regex\" needs reward.pattern = \"...(?P<answer>...)...\"";
+        v.require(
+            self.verifier != VerifierKind::Regex || self.pattern.is_some(),
+            "reward.pattern",
+            "(unset)",
+            rule,
+        );
+        if let Some(tag) = &self.answer_tag {
+            v.require(
+                is_tag_name(tag),
+                "reward.answer_tag",
+                quoted(tag),
+                "a tag name is 1 to 32 of A-Z, a-z, 0-9, _ and -",
             );
         }
         for tag in &self.format_tags {
