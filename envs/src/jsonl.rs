@@ -37,7 +37,7 @@ impl Jsonl {
             .path
             .as_deref()
             .ok_or_else(|| err("env.path is not set: name the JSON-lines file".into()))?;
-        let text = read(path).map_err(err)?;
+        let text = read(path, "env.path").map_err(err)?;
         let (mut train, mut eval) = (Vec::new(), Vec::new());
         for (n, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
@@ -96,18 +96,18 @@ impl Env for Jsonl {
     }
 }
 
-fn read(path: &Path) -> Result<String, String> {
+/// The text of the data file `path` that config key `key` names, at most [`MAX_FILE_BYTES`].
+pub(crate) fn read(path: &Path, key: &str) -> Result<String, String> {
     let size = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read env.path {}: {e}", path.display()))?
+        .map_err(|e| format!("cannot read {key} {}: {e}", path.display()))?
         .len();
     if size > MAX_FILE_BYTES {
         return Err(format!(
-            "env.path {} is {size} bytes; at most {MAX_FILE_BYTES} are read",
+            "{key} {} is {size} bytes; at most {MAX_FILE_BYTES} are read",
             path.display()
         ));
     }
-    std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read env.path {}: {e}", path.display()))
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {key} {}: {e}", path.display()))
 }
 
 /// One record as a task: the prompt (after the system prompt, if any) as the user turn, the

@@ -15,6 +15,7 @@ pub mod calculator;
 pub mod countdown;
 pub mod generated;
 pub mod jsonl;
+pub mod preferences;
 pub mod rng;
 
 use rl_core::{
@@ -29,6 +30,7 @@ pub use arithmetic::Arithmetic;
 pub use calculator::Calculator;
 pub use countdown::{Countdown, CountdownReward, Verdict};
 pub use jsonl::Jsonl;
+pub use preferences::{Pair, PreferenceError, Preferences};
 
 /// The environment `[env]` names, configured by its keys.
 pub fn by_name(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {

@@ -14,6 +14,7 @@ mod load;
 mod logging;
 mod model;
 mod placement;
+mod preference;
 mod reward;
 mod rollout;
 mod run;
@@ -33,9 +34,10 @@ pub use learner::{LearnerConfig, LrSchedule};
 pub use logging::LoggingConfig;
 pub use model::{ModelConfig, SMOLLM2_135M};
 pub use placement::{Backend, PlacementConfig};
+pub use preference::PreferenceConfig;
 pub use reward::{RewardConfig, RewardKind, VerifierKind, is_tag_name};
 pub use rollout::RolloutConfig;
-pub use run::RunConfig;
+pub use run::{RunConfig, Trainer};
 pub use validate::Violation;
 
 /// A whole run's configuration, one field per TOML section.
@@ -62,6 +64,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// `[checkpoint]`
     pub checkpoint: CheckpointConfig,
+    /// `[preference]`
+    pub preference: PreferenceConfig,
 }
 
 impl Config {
@@ -86,6 +90,8 @@ impl Config {
         self.placement.validate(&mut v);
         self.logging.validate(&mut v);
         self.checkpoint.validate(&mut v);
+        self.preference
+            .validate(&mut v, self.run.trainer == Trainer::RewardModel);
         let violations = v.finish();
         if violations.is_empty() {
             Ok(())

@@ -6,6 +6,16 @@ use serde::{Deserialize, Serialize};
 
 use super::validate::{Validator, quoted};
 
+crate::choice! {
+    /// What `rl train` trains.
+    pub enum Trainer {
+        /// The policy, by reinforcement learning (`[algorithm]`, `[env]`, `[reward]`).
+        Policy = "policy",
+        /// A reward model, from preference pairs with a Bradley–Terry loss (`[preference]`).
+        RewardModel = "reward_model",
+    }
+}
+
 /// `[run]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -16,8 +26,11 @@ pub struct RunConfig {
     pub runs_dir: PathBuf,
     /// Seed for every random number generator of the run.
     pub seed: u64,
-    /// Training steps (one step = sample, score, prepare, update, sync).
+    /// Training steps (one step = sample, score, prepare, update, sync; for a reward model,
+    /// one optimiser step on `preference.batch_size` pairs).
     pub steps: u64,
+    /// What `rl train` trains.
+    pub trainer: Trainer,
 }
 
 impl Default for RunConfig {
@@ -27,6 +40,7 @@ impl Default for RunConfig {
             runs_dir: "runs".into(),
             seed: 0,
             steps: 100,
+            trainer: Trainer::Policy,
         }
     }
 }
