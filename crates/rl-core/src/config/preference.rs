@@ -61,7 +61,7 @@ impl PreferenceConfig {
         v.at_least_one("preference.batch_size", self.batch_size.into());
         v.at_least_one("preference.micro_batch_size", self.micro_batch_size.into());
         v.require(
-            self.micro_batch_size == 0 || self.batch_size % self.micro_batch_size == 0,
+            self.micro_batch_size == 0 || self.batch_size.is_multiple_of(self.micro_batch_size),
             "preference.micro_batch_size",
             self.micro_batch_size,
             format!("must divide preference.batch_size = {}", self.batch_size),
