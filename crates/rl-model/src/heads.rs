@@ -50,19 +50,21 @@ pub struct ScalarModel {
 }
 
 impl ScalarModel {
-    /// Fresh f32 variables for `config` on `device`; the head initialised as its trainers do.
+    /// A model of `config` on `device` with fresh f32 variables, the head initialised as its
+    /// trainers do; `source` is where its weights (will) come from.
     fn build(
-        config: &ArchConfig,
-        source: &Path,
+        config: ArchConfig,
+        config_json: serde_json::Value,
+        source: PathBuf,
         device: Device,
-    ) -> Result<(VarStore, Box<dyn Backbone>, ScalarHead), ModelError> {
+    ) -> Result<Self, ModelError> {
         let vs = VarStore::new(device);
         let root = vs.root();
         let backbone = config
             .build_backbone(&root)
-            .map_err(|e| arch_error(source, e))?;
+            .map_err(|e| arch_error(&source, e))?;
         let h = config.hidden_size();
-        let head = match config {
+        let head = match &config {
             ArchConfig::Bert(cfg) => {
                 let p = &root / "classifier";
                 let init = nn::Init::Randn {
@@ -81,29 +83,39 @@ impl ScalarModel {
                 ScalarHead::Score((&root / "score").var("weight", &[1, h], init))
             }
         };
-        Ok((vs, backbone, head))
+        Ok(Self {
+            backbone,
+            head,
+            vs,
+            config,
+            config_json,
+            source,
+        })
+    }
+
+    /// A randomly initialised model (f32) of the architecture in `config_json` (an HF
+    /// `config.json`), for tests and speed work where no checkpoint of that shape is at hand.
+    pub fn from_config(config_json: serde_json::Value, device: Device) -> Result<Self, ModelError> {
+        let source = PathBuf::from("config.json");
+        let config =
+            ArchConfig::from_json(config_json.clone()).map_err(|e| arch_error(&source, e))?;
+        Self::build(config, config_json, source, device)
     }
 
     /// A new critic or reward model initialised from `policy`'s backbone, with a fresh head.
     pub fn from_policy(policy: &LoadedModel, device: Device) -> Result<Self, ModelError> {
-        let (vs, backbone, head) = Self::build(&policy.config, &policy.source, device)?; // f32: heads train in f32
+        let (config, json) = (policy.config.clone(), policy.config_json.clone());
+        let model = Self::build(config, json, policy.source.clone(), device)?; // f32: heads train in f32
         let source = policy.vs.variables();
         tch::no_grad(|| -> Result<(), ModelError> {
-            for (name, mut var) in vs.variables() {
+            for (name, mut var) in model.vs.variables() {
                 if let Some(src) = source.get(&name) {
                     var.f_copy_(src)?;
                 }
             }
             Ok(())
         })?;
-        Ok(Self {
-            backbone,
-            head,
-            vs,
-            config: policy.config.clone(),
-            config_json: policy.config_json.clone(),
-            source: policy.source.clone(),
-        })
+        Ok(model)
     }
 
     /// A new reward model (f32) on the pretrained backbone in the HF directory `dir` — an
@@ -111,42 +123,29 @@ impl ScalarModel {
     /// causal LM whose output head is dropped — with a fresh head.
     pub fn from_backbone_dir(dir: &Path, device: Device) -> Result<Self, ModelError> {
         let (config, config_json) = hf::read_config(dir)?;
-        let (vs, backbone, head) = Self::build(&config, dir, device)?;
+        let model = Self::build(config, config_json, dir.to_owned(), device)?;
+        let encoder = model.config.is_encoder();
         let fresh = |name: &str| name.starts_with("score.") || name.starts_with("classifier.");
-        hf::load_weights_mapped(&vs, dir, config.name(), |name| {
+        hf::load_weights_mapped(&model.vs, dir, model.config.name(), |name| {
             if fresh(name) {
                 None
-            } else if config.is_encoder() {
+            } else if encoder {
                 // transformers saves a bare encoder without its `bert.` prefix
                 Some(name.strip_prefix("bert.").unwrap_or(name).to_owned())
             } else {
                 Some(name.to_owned())
             }
         })?;
-        Ok(Self {
-            backbone,
-            head,
-            vs,
-            config,
-            config_json,
-            source: dir.to_owned(),
-        })
+        Ok(model)
     }
 
     /// Loads an HF sequence-classification directory (one label) onto `device` in `kind`.
     pub fn load_dir(dir: &Path, device: Device, kind: Kind) -> Result<Self, ModelError> {
         let (config, config_json) = hf::read_config(dir)?;
-        let (mut vs, backbone, head) = Self::build(&config, dir, device)?;
-        hf::load_weights(&vs, dir, config.name())?;
-        vs.set_kind(kind);
-        Ok(Self {
-            backbone,
-            head,
-            vs,
-            config,
-            config_json,
-            source: dir.to_owned(),
-        })
+        let mut model = Self::build(config, config_json, dir.to_owned(), device)?;
+        hf::load_weights(&model.vs, dir, model.config.name())?;
+        model.vs.set_kind(kind);
+        Ok(model)
     }
 
     /// Writes an HF sequence-classification directory (one label) into `out` (created; must be
