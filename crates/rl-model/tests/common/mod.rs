@@ -51,25 +51,25 @@ pub fn transformers(mode: &str, dir: &Path, request: &serde_json::Value) -> serd
         "no Python venv at {}: run the tests with `make test`",
         venv.display()
     );
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let req = tmp.path().join("request.json");
-    std::fs::write(&req, request.to_string()).unwrap();
+    std::fs::write(&req, request.to_string()).expect("request written");
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../scripts/parity/reward_model_reference.py");
     let out = std::process::Command::new(python)
         .arg(script)
         .args([mode.as_ref(), dir.as_os_str(), req.as_os_str()])
         .output()
-        .unwrap();
+        .expect("run python");
     assert!(
         out.status.success(),
         "reward_model_reference.py failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&out.stdout).expect("JSON from reward_model_reference.py")
 }
 
 /// A 2-D i64 tensor as rows (for JSON requests).
 pub fn rows(t: &Tensor) -> Vec<Vec<i64>> {
-    Vec::<Vec<i64>>::try_from(t).unwrap()
+    Vec::<Vec<i64>>::try_from(t).expect("a 2-D i64 tensor")
 }
