@@ -124,18 +124,21 @@ impl ScalarModel {
     pub fn from_backbone_dir(dir: &Path, device: Device) -> Result<Self, ModelError> {
         let (config, config_json) = hf::read_config(dir)?;
         let model = Self::build(config, config_json, dir.to_owned(), device)?;
-        let encoder = model.config.is_encoder();
         let fresh = |name: &str| name.starts_with("score.") || name.starts_with("classifier.");
-        hf::load_weights_mapped(&model.vs, dir, model.config.name(), |name| {
-            if fresh(name) {
-                None
-            } else if encoder {
-                // transformers saves a bare encoder without its `bert.` prefix
-                Some(name.strip_prefix("bert.").unwrap_or(name).to_owned())
-            } else {
-                Some(name.to_owned())
+        let load = |strip_bert: bool| {
+            hf::load_weights_mapped(&model.vs, dir, model.config.name(), |name| {
+                let bare = name.strip_prefix("bert.").filter(|_| strip_bert);
+                (!fresh(name)).then(|| bare.unwrap_or(name).to_owned())
+            })
+        };
+        // transformers saves a bare encoder (`BertModel`) without the `bert.` prefix its
+        // sequence classifier has; either loads, and a miss names the bare tensor.
+        match load(model.config.is_encoder()) {
+            Err(e @ ModelError::MissingTensor { .. }) if model.config.is_encoder() => {
+                load(false).map_err(|_| e)?
             }
-        })?;
+            other => other?,
+        }
         Ok(model)
     }
 
