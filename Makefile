@@ -13,11 +13,13 @@ train: build
 	$(TORCH) target/release/rl train $(CONFIG) $(ARGS)
 
 ## test: build and run the whole test suite (unit, integration, end-to-end, TensorBoard read-back);
-## first fetches the SmolLM2-135M GGUF test model into the cache (scripts/fetch-model.sh, once)
-## and saves its tokenizer as an HF directory there (scripts/parity/make_tokenizer_reference.py)
+## first fetches the SmolLM2-135M GGUF test model into the cache (scripts/fetch-model.sh, once),
+## saves its tokenizer as an HF directory there (scripts/parity/make_tokenizer_reference.py) and
+## fetches the all-MiniLM-L6-v2 BERT encoder the reward-model tests use (scripts/fetch-minilm.sh)
 test:
 	$(TORCH) python scripts/parity/make_tokenizer_reference.py >/dev/null
-	gguf=$$(scripts/fetch-model.sh) && RL_SMOLLM2_GGUF="$$gguf" $(TORCH) cargo test --workspace --all-targets
+	gguf=$$(scripts/fetch-model.sh) && minilm=$$(scripts/fetch-minilm.sh) && \
+	  RL_SMOLLM2_GGUF="$$gguf" RL_MINILM_DIR="$$minilm" $(TORCH) cargo test --workspace --all-targets
 
 ## lint: formatting and clippy, warnings as errors
 lint:

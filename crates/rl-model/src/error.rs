@@ -27,6 +27,17 @@ pub enum ModelError {
         /// `model_type` from the config.
         model_type: String,
     },
+    /// An encoder (BERT) where a causal LM (a policy) is needed.
+    #[error(
+        "{} holds a {arch} model: {arch} is an encoder; it can only be a reward model backbone, not a policy",
+        path.display()
+    )]
+    EncoderOnly {
+        /// The model directory.
+        path: PathBuf,
+        /// Its architecture.
+        arch: String,
+    },
     /// Nothing by that name.
     #[error(
         "no model {name:?}: expected a built-in name (smollm2-135m-instruct), an HF model directory or a .gguf file"

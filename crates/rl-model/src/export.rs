@@ -1,10 +1,11 @@
 //! Export to an HF model directory — `model.safetensors`, `config.json`, and the tokenizer and
 //! chat-template files of the source — that `transformers.AutoModelForCausalLM.from_pretrained`
-//! loads. Trained-policy checkpoints use the same format.
+//! loads. Trained-policy checkpoints use the same format, and so do reward models
+//! ([`crate::heads::ScalarModel::save_dir`]).
 
 use std::path::Path;
 
-use tch::{Kind, Tensor};
+use tch::{Kind, Tensor, nn::VarStore};
 
 use crate::{ModelError, hf::LoadedModel, tokenizer::Tokenizer};
 
@@ -15,10 +16,24 @@ pub const SIDE_FILES: &[&str] = &[
     "special_tokens_map.json",
     "chat_template.jinja",
     "generation_config.json",
+    "vocab.txt",
 ];
 
 /// Writes `model` into `out` (created; must be absent or empty), weights in `kind`.
 pub fn save_hf_dir(model: &LoadedModel, out: &Path, kind: Kind) -> Result<(), ModelError> {
+    write_hf_dir(&model.vs, &model.config_json, &model.source, out, kind)
+}
+
+/// Writes the variables of `vs` as `out/model.safetensors` in `kind`, `config_json` (its dtype
+/// set to `kind`) as `out/config.json`, and the tokenizer of `source` (an HF directory's
+/// [`SIDE_FILES`], or a GGUF's metadata). `out` is created and must be absent or empty.
+pub fn write_hf_dir(
+    vs: &VarStore,
+    config_json: &serde_json::Value,
+    source: &Path,
+    out: &Path,
+    kind: Kind,
+) -> Result<(), ModelError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| ModelError::Io { path, source }
@@ -30,8 +45,7 @@ pub fn save_hf_dir(model: &LoadedModel, out: &Path, kind: Kind) -> Result<(), Mo
     }
     std::fs::create_dir_all(out).map_err(io(out))?;
 
-    let mut named: Vec<(String, Tensor)> = model
-        .vs
+    let mut named: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
         .map(|(name, t)| {
@@ -48,7 +62,7 @@ pub fn save_hf_dir(model: &LoadedModel, out: &Path, kind: Kind) -> Result<(), Mo
     let weights = out.join("model.safetensors");
     Tensor::write_safetensors(&named, &weights)?;
 
-    let mut config = model.config_json.clone();
+    let mut config = config_json.clone();
     if let Some(obj) = config.as_object_mut() {
         let dtype = match kind {
             Kind::BFloat16 => "bfloat16",
@@ -62,11 +76,11 @@ pub fn save_hf_dir(model: &LoadedModel, out: &Path, kind: Kind) -> Result<(), Mo
     let text = serde_json::to_string_pretty(&config).unwrap_or_default();
     std::fs::write(&config_path, text + "\n").map_err(io(&config_path))?;
 
-    if model.source.extension().is_some_and(|e| e == "gguf") {
-        write_gguf_tokenizer(&model.source, out)?;
+    if source.extension().is_some_and(|e| e == "gguf") {
+        write_gguf_tokenizer(source, out)?;
     }
     for name in SIDE_FILES {
-        let src = model.source.join(name);
+        let src = source.join(name);
         if src.is_file() {
             std::fs::copy(&src, out.join(name)).map_err(io(&src))?;
         }

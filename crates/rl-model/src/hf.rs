@@ -61,8 +61,12 @@ pub fn read_config(dir: &Path) -> Result<(ArchConfig, serde_json::Value), ModelE
     Ok((config, json))
 }
 
-fn arch_error(dir: &Path, e: ArchError) -> ModelError {
+pub(crate) fn arch_error(dir: &Path, e: ArchError) -> ModelError {
     match e {
+        ArchError::EncoderOnly(arch) => ModelError::EncoderOnly {
+            path: dir.to_owned(),
+            arch: arch.into(),
+        },
         ArchError::Unsupported(model_type) => ModelError::Unsupported { model_type },
         ArchError::Invalid(message) => ModelError::Config {
             path: dir.join("config.json"),
@@ -74,6 +78,18 @@ fn arch_error(dir: &Path, e: ArchError) -> ModelError {
 /// Fills every variable of `vs` from the safetensors files of `dir`, checking names and shapes.
 /// Tensors the model does not use (e.g. rotary buffers) are ignored.
 pub fn load_weights(vs: &VarStore, dir: &Path, arch: &str) -> Result<(), ModelError> {
+    load_weights_mapped(vs, dir, arch, |name| Some(name.to_owned()))
+}
+
+/// [`load_weights`] where variable `v` is read from the checkpoint tensor `checkpoint_name(v)`,
+/// and left as it is when that is `None` (e.g. a fresh head on a pretrained backbone, or a
+/// `bert.`-prefixed variable read from a bare `BertModel` checkpoint).
+pub fn load_weights_mapped(
+    vs: &VarStore,
+    dir: &Path,
+    arch: &str,
+    checkpoint_name: impl Fn(&str) -> Option<String>,
+) -> Result<(), ModelError> {
     let files = weight_files(dir)?;
     let maps = files
         .iter()
@@ -92,7 +108,10 @@ pub fn load_weights(vs: &VarStore, dir: &Path, arch: &str) -> Result<(), ModelEr
         .collect::<Result<Vec<_>, _>>()?;
     let variables: BTreeMap<_, _> = vs.variables().into_iter().collect(); // sorted: deterministic errors
     tch::no_grad(|| {
-        for (name, mut var) in variables {
+        for (var_name, mut var) in variables {
+            let Some(name) = checkpoint_name(&var_name) else {
+                continue;
+            };
             let (path, view) = parsed
                 .iter()
                 .find_map(|(path, st)| st.tensor(&name).ok().map(|v| (*path, v)))

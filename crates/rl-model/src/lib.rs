@@ -1,5 +1,6 @@
 //! Policy models of `rl` on libtorch (tch): transformer LMs (one file per architecture under
-//! `arch/`: Llama family, Qwen2, GPT-2), HF and GGUF checkpoint loading, HF export, scalar heads,
+//! `arch/`: Llama family, Qwen2, GPT-2) and a BERT encoder for reward models, HF and GGUF
+//! checkpoint loading, HF export, scalar heads (critics, reward models) and their text inputs,
 //! chunked per-token log-probs, device and precision resolution, and the probes behind `rl doctor`.
 
 pub mod arch;
@@ -17,6 +18,7 @@ pub mod logprobs;
 pub mod mask;
 pub mod master;
 pub mod probe;
+pub mod reward_input;
 pub mod rope;
 pub mod source;
 pub mod tokenizer;

@@ -139,3 +139,23 @@ fn sharded_checkpoints_load_through_their_index() {
     });
     assert!(a.equal(&b), "sharded and single-file loads differ");
 }
+
+#[test]
+fn a_bert_directory_is_refused_as_a_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = serde_json::json!({"model_type": "bert", "vocab_size": 64, "hidden_size": 16,
+        "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "max_position_embeddings": 32});
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let msg = load_err(dir.path());
+    assert!(
+        msg.contains("bert is an encoder; it can only be a reward model backbone"),
+        "{msg}"
+    );
+    edit_config(dir.path(), |c| c["hidden_act"] = "relu".into());
+    let msg = load_err(dir.path());
+    assert!(
+        msg.contains("hidden_act \"relu\" is not supported"),
+        "{msg}"
+    );
+}

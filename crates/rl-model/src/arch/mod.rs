@@ -1,5 +1,8 @@
-//! The supported architectures, one file each, chosen by `model_type` in HF `config.json`.
+//! The supported architectures, one file each, chosen by `model_type` in HF `config.json`:
+//! causal LMs (policies, and the backbones of critics and reward models) and encoders (reward-model
+//! backbones only).
 
+pub mod bert;
 pub mod gpt2;
 pub mod llama;
 pub mod qwen2;
@@ -9,7 +12,7 @@ use tch::nn;
 use crate::{Backbone, CausalLm};
 
 /// `model_type` values we implement.
-pub const SUPPORTED: &[&str] = &["gpt2", "llama", "mistral", "qwen2"];
+pub const SUPPORTED: &[&str] = &["bert", "gpt2", "llama", "mistral", "qwen2"];
 
 /// A parsed architecture config.
 #[derive(Debug, Clone)]
@@ -19,6 +22,8 @@ pub enum ArchConfig {
     Llama(llama::Config),
     /// GPT-2.
     Gpt2(gpt2::Config),
+    /// BERT-style encoders (all-MiniLM-L6-v2): reward-model backbones, not policies.
+    Bert(bert::Config),
 }
 
 impl ArchConfig {
@@ -41,12 +46,14 @@ impl ArchConfig {
             }
             "qwen2" => Self::Llama(qwen2::config(json).map_err(ArchError::Invalid)?),
             "gpt2" => Self::Gpt2(serde_json::from_value(json).map_err(invalid)?),
+            "bert" => Self::Bert(serde_json::from_value(json).map_err(invalid)?),
             "" => return Err(ArchError::Invalid("no \"model_type\" field".into())),
             _ => return Err(ArchError::Unsupported(model_type)),
         };
         match &config {
             Self::Llama(cfg) => cfg.validate(),
             Self::Gpt2(cfg) => cfg.validate(),
+            Self::Bert(cfg) => cfg.validate(),
         }
         .map_err(ArchError::Invalid)?;
         Ok(config)
@@ -57,19 +64,39 @@ impl ArchConfig {
         match self {
             Self::Llama(_) => "llama",
             Self::Gpt2(_) => "gpt2",
+            Self::Bert(_) => "bert",
         }
     }
 
-    /// Creates the causal LM's variables under `p` (HF `*ForCausalLM` names).
+    /// Whether this is a bidirectional encoder (a reward-model backbone that cannot be a policy).
+    pub fn is_encoder(&self) -> bool {
+        matches!(self, Self::Bert(_))
+    }
+
+    /// HF's class for this architecture with a one-label scalar head
+    /// (`LlamaForSequenceClassification`, `BertForSequenceClassification`, ...).
+    pub fn sequence_classification_class(&self, model_type: &str) -> &'static str {
+        match (self, model_type) {
+            (Self::Bert(_), _) => "BertForSequenceClassification",
+            (Self::Gpt2(_), _) => "GPT2ForSequenceClassification",
+            (Self::Llama(_), "mistral") => "MistralForSequenceClassification",
+            (Self::Llama(_), "qwen2") => "Qwen2ForSequenceClassification",
+            (Self::Llama(_), _) => "LlamaForSequenceClassification",
+        }
+    }
+
+    /// Creates the causal LM's variables under `p` (HF `*ForCausalLM` names). An encoder is
+    /// refused with [`ArchError::EncoderOnly`].
     pub fn build(&self, p: &nn::Path) -> Result<Box<dyn CausalLm>, ArchError> {
         Ok(match self {
             Self::Llama(cfg) => Box::new(llama::Llama::new(p, cfg).map_err(ArchError::Invalid)?),
             Self::Gpt2(cfg) => Box::new(gpt2::Gpt2::new(p, cfg).map_err(ArchError::Invalid)?),
+            Self::Bert(_) => return Err(ArchError::EncoderOnly(self.name())),
         })
     }
 
     /// Creates the backbone alone (no output head) under `p`, at the path HF's
-    /// `*ForSequenceClassification` models keep it (`model.` or `transformer.`).
+    /// `*ForSequenceClassification` models keep it (`model.`, `transformer.` or `bert.`).
     pub fn build_backbone(&self, p: &nn::Path) -> Result<Box<dyn Backbone>, ArchError> {
         Ok(match self {
             Self::Llama(cfg) => {
@@ -78,6 +105,9 @@ impl ArchConfig {
             Self::Gpt2(cfg) => Box::new(
                 gpt2::Gpt2Model::new(&(p / "transformer"), cfg).map_err(ArchError::Invalid)?,
             ),
+            Self::Bert(cfg) => {
+                Box::new(bert::BertModel::new(&(p / "bert"), cfg).map_err(ArchError::Invalid)?)
+            }
         })
     }
 
@@ -86,6 +116,7 @@ impl ArchConfig {
         match self {
             Self::Llama(cfg) => cfg.hidden_size,
             Self::Gpt2(cfg) => cfg.n_embd,
+            Self::Bert(cfg) => cfg.hidden_size,
         }
     }
 }
@@ -97,4 +128,6 @@ pub enum ArchError {
     Unsupported(String),
     /// Malformed or inconsistent fields.
     Invalid(String),
+    /// An encoder (named) asked to be a causal LM.
+    EncoderOnly(&'static str),
 }

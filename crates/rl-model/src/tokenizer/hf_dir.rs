@@ -24,12 +24,16 @@ impl Tokenizer {
             path: tokenizer_json.clone(),
             source,
         })?;
-        let inner =
-            tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| TokenizerError::Json {
-                path: tokenizer_json.clone(),
-                what: "HF tokenizer (tokenizer.json)",
-                message: e.to_string(),
-            })?;
+        let json_error = |e: tokenizers::Error| TokenizerError::Json {
+            path: tokenizer_json.clone(),
+            what: "HF tokenizer (tokenizer.json)",
+            message: e.to_string(),
+        };
+        let mut inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(json_error)?;
+        // Like transformers, which sets both per call: a saved `truncation` or fixed `padding`
+        // (sentence-transformers ship 128) must not cut or pad every text we encode.
+        inner.with_truncation(None).map_err(json_error)?;
+        inner.with_padding(None);
 
         let config_path = dir.join("tokenizer_config.json");
         let config = read_json(&config_path, CONFIG_WHAT)?.unwrap_or(Value::Null);

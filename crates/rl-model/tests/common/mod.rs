@@ -1,6 +1,9 @@
-//! Helpers shared by rl-model's tests: reference JSON (written by scripts/parity/*.py) as tensors.
+//! Helpers shared by rl-model's tests: reference JSON (written by scripts/parity/*.py) as tensors,
+//! and transformers' answers from scripts/parity/reward_model_reference.py run at test time.
 
-use std::path::Path;
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
 
 use tch::{Kind, Tensor};
 
@@ -32,4 +35,41 @@ pub fn tensor(json: &serde_json::Value, key: &str, kind: Kind) -> Tensor {
     } else {
         t
     }
+}
+
+/// `$RL_TORCH_VENV/bin/python scripts/parity/reward_model_reference.py mode dir request`, parsed.
+pub fn transformers(mode: &str, dir: &Path, request: &serde_json::Value) -> serde_json::Value {
+    let venv = std::env::var_os("RL_TORCH_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(&std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/rl/torch-2.11.0/venv")
+        });
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "no Python venv at {}: run the tests with `make test`",
+        venv.display()
+    );
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let req = tmp.path().join("request.json");
+    std::fs::write(&req, request.to_string()).expect("request written");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts/parity/reward_model_reference.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args([mode.as_ref(), dir.as_os_str(), req.as_os_str()])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "reward_model_reference.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from reward_model_reference.py")
+}
+
+/// A 2-D i64 tensor as rows (for JSON requests).
+pub fn rows(t: &Tensor) -> Vec<Vec<i64>> {
+    Vec::<Vec<i64>>::try_from(t).expect("a 2-D i64 tensor")
 }
