@@ -5,7 +5,7 @@ pub mod doctor;
 pub mod eval;
 pub mod generate;
 pub mod logprobs;
-pub mod planned;
+pub mod reward_server;
 pub mod rollout_worker;
 pub mod train;
 
