@@ -112,10 +112,10 @@ impl Served {
             .env_remove("RUST_LOG")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(&log).expect("create the server log"))
             .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
+            .expect("start the server");
+        let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut line = String::new();
@@ -150,11 +150,14 @@ impl Served {
     /// SIGTERM, then waits (up to 30 s) for a clean exit.
     pub fn stop(mut self) {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
         assert!(sent.success());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
                 assert!(
                     status.success(),
                     "exit {status}; stderr:\n{}",

@@ -1,5 +1,23 @@
-//! Addresses as users write them, for every `rl` service: what a server listens on and the
-//! URI a client dials.
+//! Addresses as users write them, for every `rl` service: what a server listens on (and
+//! binding it) and the URI a client dials.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+/// Binds `addr` (see [`listen_target`]); the listener and the address it got (the real port
+/// for port 0). `Err` says what went wrong and how to fix it; `example_port` goes in the hint.
+pub async fn bind(addr: &str, example_port: u16) -> Result<(TcpListener, SocketAddr), String> {
+    let target = listen_target(addr);
+    let listener = TcpListener::bind(&target).await.map_err(|e| {
+        format!(
+            "{e}; give HOST:PORT of this machine with a free port, e.g. 127.0.0.1:{example_port} \
+             (0.0.0.0:{example_port} for every interface)"
+        )
+    })?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    Ok((listener, local))
+}
 
 /// The socket address to bind for `addr`: `HOST:PORT` as given, or a bare `PORT` on
 /// 127.0.0.1 (servers listen on loopback unless told otherwise).

@@ -146,6 +146,18 @@ fn pairs<'a>(tasks: &'a [Task], replies: &'a [String]) -> Vec<Scoring<'a>> {
         .collect()
 }
 
+/// Scores `replies` (one task each) through `remote`, which must fail with every needle.
+fn assert_fails(remote: &RemoteScorer, replies: &[String], needles: &[&str]) {
+    let tasks = tasks(replies.len());
+    let err = remote
+        .score(&pairs(&tasks, replies))
+        .unwrap_err()
+        .to_string();
+    for needle in needles {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+}
+
 #[test]
 fn remote_scores_equal_local_scores() {
     let rule: Arc<dyn RewardFn> = Arc::new(
@@ -218,20 +230,16 @@ fn a_client_deadline_gives_deadline_exceeded_and_the_server_goes_on() {
         ..quick(2)
     };
     let remote = RemoteScorer::new(&addr, options).unwrap();
-    let tasks = tasks(1);
-    let replies = ["slow".to_owned()];
-    let err = remote
-        .score(&pairs(&tasks, &replies))
-        .unwrap_err()
-        .to_string();
-    for needle in [
-        addr.as_str(),
-        "2 attempts",
-        "DeadlineExceeded",
-        "reward.timeout_s",
-    ] {
-        assert!(err.contains(needle), "{needle:?} not in {err}");
-    }
+    assert_fails(
+        &remote,
+        &["slow".to_owned()],
+        &[
+            addr.as_str(),
+            "2 attempts",
+            "DeadlineExceeded",
+            "reward.timeout_s",
+        ],
+    );
 }
 
 #[test]
@@ -338,20 +346,16 @@ fn an_unreachable_server_fails_after_the_attempts_naming_it() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let remote = RemoteScorer::new(&addr, quick(3)).unwrap();
-    let tasks = tasks(1);
-    let replies = ["x".to_owned()];
-    let err = remote
-        .score(&pairs(&tasks, &replies))
-        .unwrap_err()
-        .to_string();
-    for needle in [
-        addr.as_str(),
-        "3 attempts",
-        "Unavailable",
-        "rl reward-server",
-    ] {
-        assert!(err.contains(needle), "{needle:?} not in {err}");
-    }
+    assert_fails(
+        &remote,
+        &["x".to_owned()],
+        &[
+            addr.as_str(),
+            "3 attempts",
+            "Unavailable",
+            "rl reward-server",
+        ],
+    );
 }
 
 #[test]
@@ -372,26 +376,22 @@ fn non_retryable_errors_fail_at_once() {
 
     let start = Instant::now();
     let no_token = RemoteScorer::new(&addr, slow_retries.clone()).unwrap();
-    let err = no_token
-        .score(&pairs(&tasks, &replies))
-        .unwrap_err()
-        .to_string();
-    for needle in ["1 attempt", "Unauthenticated", "RL_REWARD_TOKEN"] {
-        assert!(err.contains(needle), "{needle:?} not in {err}");
-    }
+    assert_fails(
+        &no_token,
+        &replies,
+        &["1 attempt", "Unauthenticated", "RL_REWARD_TOKEN"],
+    );
 
     let with_token = ClientOptions {
         token: Some("s3cret".into()),
         ..slow_retries
     };
     let remote = RemoteScorer::new(&addr, with_token).unwrap();
-    let err = remote
-        .score(&pairs(&tasks, &replies))
-        .unwrap_err()
-        .to_string();
-    for needle in ["1 attempt", "InvalidArgument", "item 1", "--max-item-kib"] {
-        assert!(err.contains(needle), "{needle:?} not in {err}");
-    }
+    assert_fails(
+        &remote,
+        &replies,
+        &["1 attempt", "InvalidArgument", "item 1", "--max-item-kib"],
+    );
     assert!(
         start.elapsed() < Duration::from_secs(2),
         "a non-retryable error was retried"

@@ -8,7 +8,6 @@ use anyhow::Context;
 use rl_core::{Config, RewardFn, config::RewardKind};
 use rl_reward::remote::{RewardServer, ServeError, ServerOptions, TOKEN_ENV};
 use serde_json::json;
-use tokio::signal::unix::{SignalKind, signal};
 
 use super::UsageError;
 use crate::{cli::RewardServerArgs, console::Console};
@@ -49,13 +48,9 @@ pub fn run(args: RewardServerArgs, console: Console) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    // Handlers first, so a signal sent as soon as the ready line appears is not fatal.
-    let (mut terminate, mut interrupt) = {
+    let shutdown = {
         let _inside = runtime.enter();
-        (
-            signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
-            signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
-        )
+        super::stop_signal()?
     };
     let server = runtime
         .block_on(RewardServer::bind(&args.listen, options.clone()))
@@ -86,13 +81,6 @@ pub fn run(args: RewardServerArgs, console: Console) -> anyhow::Result<()> {
             if secured { ", token required" } else { "" }
         ))?;
     }
-    let shutdown = async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-        tracing::info!("stopping: answering the calls in flight, taking no new ones");
-    };
     runtime.block_on(server.serve(scorer, shutdown))?;
     tracing::info!("reward server stopped");
     Ok(())

@@ -6,7 +6,6 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use rl_core::{RewardFn, Scoring};
 use rl_proto::{
-    addr::listen_target,
     auth,
     v1::{self as pb, reward_service_server as service},
 };
@@ -102,20 +101,13 @@ impl RewardServer {
                 "the reward server's max request time is 0: give it at least 1 ms".into(),
             ));
         }
-        let target = listen_target(addr);
-        let listener = TcpListener::bind(&target)
-            .await
-            .map_err(|e| ServeError::Listen {
-                addr: addr.to_owned(),
-                message: format!(
-                    "{e}; give HOST:PORT of this machine with a free port, e.g. 127.0.0.1:50052 \
-                     (0.0.0.0:50052 for every interface)"
-                ),
-            })?;
-        let addr = listener.local_addr().map_err(|e| ServeError::Listen {
-            addr: target,
-            message: e.to_string(),
-        })?;
+        let (listener, addr) =
+            rl_proto::addr::bind(addr, 50052)
+                .await
+                .map_err(|message| ServeError::Listen {
+                    addr: addr.to_owned(),
+                    message,
+                })?;
         Ok(Self {
             listener,
             addr,

@@ -5,7 +5,6 @@
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
 
 use rl_proto::{
-    addr::listen_target,
     auth,
     v1::{self as pb, rollout_service_server as service},
 };
@@ -66,20 +65,13 @@ impl RolloutServer {
     /// 127.0.0.1. Checks the token now, so a bad one fails before anything is served.
     pub async fn bind(addr: &str, options: ServerOptions) -> Result<Self, RolloutError> {
         check(options.token.as_deref())?;
-        let target = listen_target(addr);
-        let listener = TcpListener::bind(&target)
-            .await
-            .map_err(|e| RolloutError::Listen {
-                addr: addr.to_owned(),
-                message: format!(
-                    "{e}; give HOST:PORT of this machine with a free port, e.g. 127.0.0.1:50051 \
-                     (0.0.0.0:50051 for every interface)"
-                ),
-            })?;
-        let addr = listener.local_addr().map_err(|e| RolloutError::Listen {
-            addr: target,
-            message: e.to_string(),
-        })?;
+        let (listener, addr) =
+            rl_proto::addr::bind(addr, 50051)
+                .await
+                .map_err(|message| RolloutError::Listen {
+                    addr: addr.to_owned(),
+                    message,
+                })?;
         Ok(Self {
             listener,
             addr,
