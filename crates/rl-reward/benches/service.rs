@@ -5,7 +5,7 @@
 //! samples/s. The bar (issue #6) is 100,000 samples/s on the 2-core development machine.
 //!
 //! `cargo bench -p rl-reward --bench service -- [--batch 256] [--clients 4] [--secs 2] [--rounds 5]`
-//! (the 2-core development machine: see the README's reward-server section for the number)
+//! (the 2-core development machine, 2026-11-25, idle: median 741,000 samples/s with 4 clients)
 
 #![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
 
