@@ -272,21 +272,6 @@ fn what_this_machine_lacks_is_refused_before_anything_is_written() {
 }
 
 #[test]
-fn subcommands_that_are_not_built_yet_say_so() {
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = default_config();
-    let cases: [&[&str]; 1] = [&["reward-server", &cfg]];
-    for args in cases {
-        fails(
-            tmp.path(),
-            args,
-            1,
-            &["is not available yet", "Nothing was run"],
-        );
-    }
-}
-
-#[test]
 fn doctor_reports_libtorch_and_passes_its_checks() {
     let tmp = tempfile::tempdir().unwrap();
     let out = rl(tmp.path(), &["--json", "doctor"]);

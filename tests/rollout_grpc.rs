@@ -7,14 +7,11 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
+    process::Command,
 };
 
-use common::{repo, rl, stderr};
+use common::{Served, repo, rl, stderr};
 use rl_rollout::{
     GenerateRequest, Prompt, RolloutError, RolloutWorker, SamplingParams,
     remote::{ClientOptions, RemoteWorker},
@@ -51,90 +48,22 @@ fn tiny_model() -> (tempfile::TempDir, PathBuf) {
     (tmp, dir)
 }
 
-/// A running `rl rollout-worker`; killed if the test ends without stopping it.
-struct Worker {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Worker {
-    fn start(model: &Path, log: PathBuf) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rl"))
-            .args(["rollout-worker", "--listen", "127.0.0.1:0", "--model"])
-            .arg(model)
-            .args(["--device", "cpu", "--max-batch", "4", "--max-seq-len", "64"])
-            .args(["--token-env", TOKEN_VAR])
-            .env(TOKEN_VAR, TOKEN)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let mut worker = Self {
-            child,
-            addr: String::new(),
-            log,
-        };
-        let line = rx
-            .recv_timeout(Duration::from_secs(120))
-            .unwrap_or_default();
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|rest| rest.split_whitespace().next());
-        let Some(addr) = addr else {
-            panic!("no ready line (got {line:?}); stderr:\n{}", worker.stderr());
-        };
-        worker.addr = addr.to_owned();
-        assert!(
-            line.contains("cpu") && line.contains("max batch 4") && line.contains("token required"),
-            "{line}"
-        );
-        worker
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "exit {status}; stderr:\n{}",
-                    self.stderr()
-                );
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running 30 s after SIGTERM; stderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `rl rollout-worker` over `model` on a free port, with the token.
+fn start_worker(model: &Path, log: PathBuf) -> Served {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rl"));
+    command
+        .args(["rollout-worker", "--listen", "127.0.0.1:0", "--model"])
+        .arg(model)
+        .args(["--device", "cpu", "--max-batch", "4", "--max-seq-len", "64"])
+        .args(["--token-env", TOKEN_VAR])
+        .env(TOKEN_VAR, TOKEN);
+    let worker = Served::start(command, log);
+    let line = &worker.line;
+    assert!(
+        line.contains("cpu") && line.contains("max batch 4") && line.contains("token required"),
+        "{line}"
+    );
+    worker
 }
 
 fn greedy(prompt: Prompt, n: u32) -> GenerateRequest {
@@ -150,7 +79,7 @@ fn greedy(prompt: Prompt, n: u32) -> GenerateRequest {
 #[test]
 fn a_worker_process_serves_generate_health_and_weight_updates() {
     let (tmp, model) = tiny_model();
-    let worker = Worker::start(&model, tmp.path().join("worker.log"));
+    let worker = start_worker(&model, tmp.path().join("worker.log"));
     let addr = worker.addr.clone();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -4,7 +4,7 @@
 use std::error::Error;
 
 /// The proto files, relative to `proto/`.
-const PROTOS: &[&str] = &["rl/v1/rollout.proto"];
+const PROTOS: &[&str] = &["rl/v1/rollout.proto", "rl/v1/reward.proto"];
 
 fn main() -> Result<(), Box<dyn Error>> {
     println!("cargo:rerun-if-changed=proto");

@@ -89,3 +89,95 @@ pub fn read_events(logdir: &Path) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("JSON from read_events.py")
 }
+
+/// A server subcommand of `rl` running as a child process (`rl rollout-worker`,
+/// `rl reward-server`): started, its ready line read, and stopped with SIGTERM. Killed if the
+/// test ends without stopping it.
+pub struct Served {
+    child: std::process::Child,
+    /// The ready line it printed (`listening on ADDR (...)`).
+    pub line: String,
+    /// The address it listens on.
+    pub addr: String,
+    log: PathBuf,
+}
+
+impl Served {
+    /// Runs `command` with stdout piped and stderr into `log`; waits up to 120 s for the ready
+    /// line.
+    pub fn start(mut command: Command, log: PathBuf) -> Self {
+        use std::io::BufRead;
+
+        let mut child = command
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("create the server log"))
+            .spawn()
+            .expect("start the server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let mut served = Self {
+            child,
+            line: String::new(),
+            addr: String::new(),
+            log,
+        };
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .unwrap_or_default();
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_whitespace().next());
+        let Some(addr) = addr else {
+            panic!("no ready line (got {line:?}); stderr:\n{}", served.stderr());
+        };
+        served.addr = addr.to_owned();
+        served.line = line;
+        served
+    }
+
+    /// What it logged so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits (up to 30 s) for a clean exit.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                assert!(
+                    status.success(),
+                    "exit {status}; stderr:\n{}",
+                    self.stderr()
+                );
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running 30 s after SIGTERM; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -35,8 +35,8 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Score a model on an environment's held-out tasks: greedy accuracy and pass@k, per-sample JSONL.
     Eval(EvalArgs),
-    /// Serve a reward function over gRPC (rl.v1) for remote trainers. [not yet available: comes with the gRPC runtime]
-    RewardServer(ServeArgs),
+    /// Serve the config's reward function over gRPC (rl.v1.RewardService) until SIGINT or SIGTERM.
+    RewardServer(RewardServerArgs),
     /// Serve one policy replica as a rollout worker over gRPC (rl.v1.RolloutService) until SIGINT or SIGTERM.
     RolloutWorker(RolloutWorkerArgs),
     /// Report the libtorch in use, CPU and CUDA devices, and check bf16 matmul and attention on each.
@@ -231,10 +231,40 @@ pub struct RolloutWorkerArgs {
 
 /// `rl reward-server`.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Config of the run this server belongs to.
+pub struct RewardServerArgs {
+    /// Config whose `[env]` and `[reward]` define the scorer (reward.kind = "rule").
+    #[arg(long)]
     pub config: PathBuf,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:50051")]
+    /// Override a config key, e.g. `--set reward.format_weight=0.1`. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Address to listen on: HOST:PORT (port 0 picks a free port, which the ready line names),
+    /// or a bare PORT on 127.0.0.1.
+    #[arg(long, default_value = "127.0.0.1:50052")]
     pub listen: String,
+    /// File holding a shared secret; every call must then carry `authorization: Bearer
+    /// <secret>`. Default: `$RL_REWARD_TOKEN` when set. Without either any client that reaches
+    /// the port is served.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Batches scored at the same time, each on its own thread. Default: the CPU cores.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_concurrency: Option<u32>,
+    /// Batches that may wait for a slot; more are refused at once (RESOURCE_EXHAUSTED).
+    /// Default: 4 × --max-concurrency.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub max_queue: Option<u32>,
+    /// Items one request may hold (clients split bigger batches).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_batch: u32,
+    /// Text one item may hold (response, prompt, answer, metadata), in KiB.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub max_item_kib: u32,
+    /// Largest gRPC message received or sent, in MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=2047))]
+    pub max_message_mib: u32,
+    /// Longest time one request may take, queueing included (then DEADLINE_EXCEEDED), in
+    /// seconds; a client's shorter deadline wins.
+    #[arg(long, default_value_t = 60.0)]
+    pub max_request_s: f64,
 }

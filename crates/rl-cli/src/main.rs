@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{Cli, Command};
-use commands::planned::refuse;
 use console::Console;
 
 fn main() -> ExitCode {
@@ -26,9 +25,7 @@ fn main() -> ExitCode {
         Command::Logprobs(args) => commands::logprobs::run(args, console),
         Command::Convert(args) => commands::convert::run(args, console),
         Command::Eval(args) => commands::eval::run(args, console),
-        Command::RewardServer(_) => {
-            refuse("reward-server", "the gRPC runtime (rl-proto, rl-reward)")
-        }
+        Command::RewardServer(args) => commands::reward_server::run(args, console),
         Command::RolloutWorker(args) => commands::rollout_worker::run(args, console),
     };
     match result {

@@ -1,9 +1,14 @@
 //! The wire format of `rl` between processes: the protobuf packages under `proto/` (versioned:
 //! `rl.v1`) and the prost messages and tonic client and server generated from them at build
-//! time. Domain types and the conversions to and from these live with the crates that own
-//! them (e.g. `rl_rollout::remote::convert`).
+//! time, plus what every service shares (the bearer token, [`auth`]; addresses, [`addr`]).
+//! Domain types and the conversions to and from these live with the crates that own them
+//! (e.g. `rl_rollout::remote::convert`, `rl_reward::remote::convert`).
 
-/// `rl.v1`: the rollout service (`proto/rl/v1/rollout.proto`).
+pub mod addr;
+pub mod auth;
+
+/// `rl.v1`: the rollout service (`proto/rl/v1/rollout.proto`) and the reward service
+/// (`proto/rl/v1/reward.proto`).
 pub mod v1 {
     // Generated code: documented from the proto's comments where it has them.
     #![allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -2,11 +2,13 @@
 //! match, exact and regex string match, answer-tag format), a weighted sum of several with named
 //! parts, and `[reward]` scaling. Verifiers are pure Rust, linear in the reply and bounded on
 //! any input. Exact arithmetic ([`Rational`], [`expr`]) is shared with the environments that
-//! need it (countdown, arithmetic).
+//! need it (countdown, arithmetic). [`remote`] serves any of them over gRPC and scores through
+//! a server in another process.
 
 pub mod error;
 pub mod expr;
 pub mod rational;
+pub mod remote;
 pub mod scaled;
 pub mod verifiers;
 pub mod weighted;

@@ -11,7 +11,6 @@ use rl_rollout::{
     remote::{RolloutServer, ServerOptions},
 };
 use serde_json::json;
-use tokio::signal::unix::{SignalKind, signal};
 
 use super::UsageError;
 use crate::{cli::RolloutWorkerArgs, console::Console};
@@ -25,9 +24,7 @@ pub fn run(args: RolloutWorkerArgs, console: Console) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let _runtime = runtime.enter();
-    // Handlers first, so a signal sent as soon as the ready line appears is not fatal.
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let shutdown = super::stop_signal()?;
 
     // The cheap checks (address, token, tokenizer) before the model is loaded.
     let options = ServerOptions {
@@ -75,13 +72,6 @@ pub fn run(args: RolloutWorkerArgs, console: Console) -> anyhow::Result<()> {
             if secured { ", token required" } else { "" }
         ))?;
     }
-    let shutdown = async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-        tracing::info!("stopping: answering the calls in flight, taking no new ones");
-    };
     runtime.block_on(server.serve(Arc::new(worker), shutdown))?;
     tracing::info!("rollout worker stopped");
     Ok(())

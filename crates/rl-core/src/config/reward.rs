@@ -44,6 +44,12 @@ pub struct RewardConfig {
     /// Scorer address (`http://host:port`); required by `kind = "remote"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// `kind = "remote"`: seconds one scoring attempt may take before it is abandoned
+    /// (DEADLINE_EXCEEDED, then retried).
+    pub timeout_s: f64,
+    /// `kind = "remote"`: tries per batch, the first included; transient failures
+    /// (unavailable, overloaded, deadline) are retried with exponential backoff.
+    pub attempts: u32,
     /// Rewards are multiplied by this.
     pub scale: f64,
     /// Rewards are clipped to `[-clip, clip]` after scaling; none = no clipping.
@@ -73,6 +79,8 @@ impl Default for RewardConfig {
             kind: RewardKind::Rule,
             model: None,
             url: None,
+            timeout_s: 60.0,
+            attempts: 4,
             scale: 1.0,
             clip: None,
             correct_weight: 1.0,
@@ -110,6 +118,13 @@ impl RewardConfig {
                 }
             }
         }
+        v.positive("reward.timeout_s", self.timeout_s);
+        v.require(
+            self.attempts >= 1,
+            "reward.attempts",
+            self.attempts,
+            "must be at least 1 (the first try counts)",
+        );
         let ok = self.scale.is_finite() && self.scale != 0.0;
         v.require(
             ok,

@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
-use rl_proto::v1::{self as pb, rollout_service_client::RolloutServiceClient};
+use rl_proto::{
+    addr::dial_uri,
+    auth,
+    v1::{self as pb, rollout_service_client::RolloutServiceClient},
+};
 use tokio::sync::mpsc;
 use tonic::{
     Request, Status,
@@ -12,7 +16,7 @@ use tonic::{
 };
 
 use super::{
-    DEFAULT_MAX_MESSAGE_BYTES, auth,
+    DEFAULT_MAX_MESSAGE_BYTES,
     convert::{self, Call, error_from_status},
     weights,
 };
@@ -75,13 +79,13 @@ impl RemoteWorker {
             addr: addr.to_owned(),
             message,
         };
-        let token = options.token.as_deref().map(auth::bearer).transpose()?;
-        let uri = if addr.contains("://") {
-            addr.to_owned()
-        } else {
-            format!("http://{addr}")
-        };
-        let endpoint = Endpoint::from_shared(uri)
+        let token = options
+            .token
+            .as_deref()
+            .map(auth::bearer)
+            .transpose()
+            .map_err(|e| RolloutError::Config(e.to_string()))?;
+        let endpoint = Endpoint::from_shared(dial_uri(addr))
             .map_err(|e| remote(format!("not a valid address ({e}); give HOST:PORT")))?
             .connect_timeout(options.connect_timeout)
             .tcp_nodelay(true);

@@ -7,7 +7,6 @@
 //! (so one bigger than the message cap still goes through); Health reports the worker's state.
 //! A shared-secret token (`authorization: Bearer <token>`) guards every call when set.
 
-mod auth;
 mod client;
 mod convert;
 mod server;

@@ -4,7 +4,10 @@
 
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
 
-use rl_proto::v1::{self as pb, rollout_service_server as service};
+use rl_proto::{
+    auth,
+    v1::{self as pb, rollout_service_server as service},
+};
 use tokio::net::TcpListener;
 use tokio_stream::{Stream, StreamExt, wrappers::UnboundedReceiverStream};
 use tonic::{
@@ -14,7 +17,7 @@ use tonic::{
 };
 
 use super::{
-    DEFAULT_MAX_MESSAGE_BYTES, auth,
+    DEFAULT_MAX_MESSAGE_BYTES,
     convert::{self, status_from_error},
     weights::Assembler,
 };
@@ -61,21 +64,14 @@ impl RolloutServer {
     /// Listens on `addr`: `HOST:PORT` (port 0 picks a free one), or a bare `PORT` on
     /// 127.0.0.1. Checks the token now, so a bad one fails before anything is served.
     pub async fn bind(addr: &str, options: ServerOptions) -> Result<Self, RolloutError> {
-        auth::Check::new(options.token.as_deref())?;
-        let target = listen_target(addr);
-        let listener = TcpListener::bind(&target)
-            .await
-            .map_err(|e| RolloutError::Listen {
-                addr: addr.to_owned(),
-                message: format!(
-                    "{e}; give HOST:PORT of this machine with a free port, e.g. 127.0.0.1:50051 \
-                     (0.0.0.0:50051 for every interface)"
-                ),
-            })?;
-        let addr = listener.local_addr().map_err(|e| RolloutError::Listen {
-            addr: target,
-            message: e.to_string(),
-        })?;
+        check(options.token.as_deref())?;
+        let (listener, addr) =
+            rl_proto::addr::bind(addr, 50051)
+                .await
+                .map_err(|message| RolloutError::Listen {
+                    addr: addr.to_owned(),
+                    message,
+                })?;
         Ok(Self {
             listener,
             addr,
@@ -96,7 +92,7 @@ impl RolloutServer {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), RolloutError> {
         let cap = self.options.max_message_bytes;
-        let check = auth::Check::new(self.options.token.as_deref())?;
+        let check = check(self.options.token.as_deref())?;
         let service = service::RolloutServiceServer::new(Service { worker })
             .max_decoding_message_size(cap)
             .max_encoding_message_size(cap);
@@ -112,13 +108,9 @@ impl RolloutServer {
     }
 }
 
-/// `PORT` alone means 127.0.0.1:PORT.
-fn listen_target(addr: &str) -> String {
-    if addr.parse::<u16>().is_ok() {
-        format!("127.0.0.1:{addr}")
-    } else {
-        addr.to_owned()
-    }
+/// The token check of a rollout worker.
+fn check(token: Option<&str>) -> Result<auth::Check, RolloutError> {
+    auth::Check::new(token, "rollout worker").map_err(|e| RolloutError::Config(e.to_string()))
 }
 
 /// The gRPC service over a worker.

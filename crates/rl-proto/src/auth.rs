@@ -1,4 +1,4 @@
-//! The shared-secret token of the rollout service: a client sends `authorization: Bearer
+//! The shared-secret token of every `rl` service: a client sends `authorization: Bearer
 //! <token>` with every call; a server started with a token refuses calls without it
 //! (UNAUTHENTICATED), comparing in constant time.
 
@@ -7,13 +7,16 @@ use tonic::{
     metadata::{AsciiMetadataValue, MetadataMap},
 };
 
-use crate::RolloutError;
-
 /// The metadata key the token travels in.
 const KEY: &str = "authorization";
 
+/// A token that cannot travel in a header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the token must be non-empty printable ASCII without spaces (e.g. `openssl rand -hex 32`)")]
+pub struct BadToken;
+
 /// The `authorization` value for `token`; refused when it is empty or not printable ASCII.
-pub(crate) fn bearer(token: &str) -> Result<AsciiMetadataValue, RolloutError> {
+pub fn bearer(token: &str) -> Result<AsciiMetadataValue, BadToken> {
     let ok = !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic());
     let value = ok
         .then(|| format!("Bearer {token}").parse::<AsciiMetadataValue>().ok())
@@ -23,25 +26,23 @@ pub(crate) fn bearer(token: &str) -> Result<AsciiMetadataValue, RolloutError> {
             value.set_sensitive(true);
             value
         });
-    value.ok_or_else(|| {
-        RolloutError::Config(
-            "the token must be non-empty printable ASCII without spaces (e.g. `openssl rand -hex 32`)"
-                .into(),
-        )
-    })
+    value.ok_or(BadToken)
 }
 
 /// Checks calls against the server's token (every call passes when it has none).
 #[derive(Clone)]
-pub(crate) struct Check {
+pub struct Check {
     expected: Option<AsciiMetadataValue>,
+    /// What the server is, for the refusal ("rollout worker", "reward server").
+    server: &'static str,
 }
 
 impl Check {
-    /// A check for `token`.
-    pub(crate) fn new(token: Option<&str>) -> Result<Self, RolloutError> {
+    /// A check for `token`, on a server that calls itself `server` in refusals.
+    pub fn new(token: Option<&str>, server: &'static str) -> Result<Self, BadToken> {
         Ok(Self {
             expected: token.map(bearer).transpose()?,
+            server,
         })
     }
 
@@ -61,16 +62,17 @@ impl tonic::service::Interceptor for Check {
         if self.allows(request.metadata()) {
             Ok(request)
         } else {
-            Err(Status::unauthenticated(
-                "missing or wrong token: this rollout worker needs `authorization: Bearer <token>` \
-                 with the token it was started with",
-            ))
+            Err(Status::unauthenticated(format!(
+                "missing or wrong token: this {} needs `authorization: Bearer <token>` with the \
+                 token it was started with",
+                self.server
+            )))
         }
     }
 }
 
 /// Adds the token (if any) to a call's metadata.
-pub(crate) fn attach<T>(mut request: Request<T>, token: Option<&AsciiMetadataValue>) -> Request<T> {
+pub fn attach<T>(mut request: Request<T>, token: Option<&AsciiMetadataValue>) -> Request<T> {
     if let Some(token) = token {
         request.metadata_mut().insert(KEY, token.clone());
     }
@@ -90,7 +92,7 @@ mod tests {
 
     #[test]
     fn only_the_right_token_passes() {
-        let check = Check::new(Some("s3cret")).unwrap();
+        let check = Check::new(Some("s3cret"), "test server").unwrap();
         let with = |token: Option<&str>| {
             let request = attach(Request::new(()), token.map(|t| bearer(t).unwrap()).as_ref());
             check.allows(request.metadata())
@@ -99,7 +101,7 @@ mod tests {
         assert!(!with(Some("s3cre")));
         assert!(!with(Some("s3cret2")));
         assert!(!with(None));
-        assert!(Check::new(None).unwrap().allows(&MetadataMap::new()));
+        assert!(Check::new(None, "x").unwrap().allows(&MetadataMap::new()));
         assert!(!format!("{:?}", bearer("s3cret").unwrap()).contains("s3cret"));
     }
 
