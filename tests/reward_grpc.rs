@@ -141,7 +141,7 @@ fn configs_and_settings_it_cannot_serve_are_refused_with_exit_code_2() {
                 "--set",
                 "reward.model=\"x\"",
             ],
-            "cannot be served yet",
+            "reward.model: no model \"x\"",
         ),
         (
             &[

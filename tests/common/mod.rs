@@ -54,6 +54,24 @@ pub fn smollm2_gguf() -> PathBuf {
     path
 }
 
+/// The all-MiniLM-L6-v2 directory: `$RL_MINILM_DIR` (set by `make test`), else the model cache.
+pub fn minilm_dir() -> PathBuf {
+    let path = std::env::var_os("RL_MINILM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            home.join(".cache/rl/models/all-MiniLM-L6-v2")
+        });
+    assert!(
+        path.join("model.safetensors").is_file(),
+        "no all-MiniLM-L6-v2 at {}: run scripts/fetch-minilm.sh or `make test`",
+        path.display()
+    );
+    path
+}
+
 /// Runs `rl` with `args` in `cwd`.
 pub fn rl(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rl"))

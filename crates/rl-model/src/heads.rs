@@ -142,6 +142,18 @@ impl ScalarModel {
         Ok(model)
     }
 
+    /// Whether the HF directory `dir` holds a reward model: its `config.json` names a
+    /// `*ForSequenceClassification` architecture (rather than a bare backbone or a causal LM).
+    pub fn is_reward_model_dir(dir: &Path) -> Result<bool, ModelError> {
+        let (_, json) = hf::read_config(dir)?;
+        Ok(json["architectures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str())
+            .any(|a| a.ends_with("ForSequenceClassification")))
+    }
+
     /// Loads an HF sequence-classification directory (one label) onto `device` in `kind`.
     pub fn load_dir(dir: &Path, device: Device, kind: Kind) -> Result<Self, ModelError> {
         let (config, config_json) = hf::read_config(dir)?;

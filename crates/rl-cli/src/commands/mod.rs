@@ -8,6 +8,7 @@ pub mod logprobs;
 pub mod reward_server;
 pub mod rollout_worker;
 pub mod train;
+pub mod train_reward_model;
 
 use rl_core::config::{DType, DeviceSpec};
 use tch::{Device, Kind};

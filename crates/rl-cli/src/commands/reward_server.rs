@@ -89,17 +89,11 @@ pub fn run(args: RewardServerArgs, console: Console) -> anyhow::Result<()> {
 /// The scorer `[env]` and `[reward]` describe.
 fn scorer(config: &Config) -> anyhow::Result<Arc<dyn RewardFn>> {
     match config.reward.kind {
-        RewardKind::Rule => {
-            let reward = rl_envs::rule_reward(&config.env, &config.reward)
-                .map_err(|e| UsageError(e.to_string()))?;
+        RewardKind::Rule | RewardKind::Model => {
+            let reward =
+                rl_runtime::reward::scorer(config).map_err(|e| UsageError(e.to_string()))?;
             Ok(Arc::from(reward))
         }
-        RewardKind::Model => Err(UsageError(
-            "reward.kind = \"model\" cannot be served yet: the reward model is still being \
-             built. Nothing was run. Serve reward.kind = \"rule\" for now"
-                .into(),
-        )
-        .into()),
         RewardKind::Remote => Err(UsageError(
             "reward.kind = \"remote\": a reward server does not forward to another one. Point \
              the trainer's reward.url at that server directly, or serve reward.kind = \"rule\""

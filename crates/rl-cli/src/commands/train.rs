@@ -1,4 +1,5 @@
-//! `rl train CONFIG`: load and validate the config, place the roles on devices, open the run
+//! `rl train CONFIG`: load and validate the config; a reward-model config
+//! (`run.trainer = "reward_model"`) goes to [`super::train_reward_model`]. For the policy: place the roles on devices, open the run
 //! directory and its metric sinks, load the policy and its tokenizer. The training stages
 //! (sample → score → prepare → update → sync) plug in here as they land; until then the run
 //! stops, truthfully, after setup.
@@ -9,7 +10,7 @@ use std::{
 };
 
 use anyhow::Context;
-use rl_core::Config;
+use rl_core::{Config, config::Trainer};
 use rl_model::{probe::device_name, resolve_device, resolve_kind};
 use rl_runtime::{
     Metrics, RunDir, RunDirError, StepMetrics,
@@ -30,6 +31,9 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+    }
+    if config.run.trainer == Trainer::RewardModel {
+        return super::train_reward_model::run(&config, &path, args.resume, &console);
     }
 
     // Devices before the run directory: a config this machine cannot run leaves nothing behind.

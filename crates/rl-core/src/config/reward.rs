@@ -50,6 +50,11 @@ pub struct RewardConfig {
     /// `kind = "remote"`: tries per batch, the first included; transient failures
     /// (unavailable, overloaded, deadline) are retried with exponential backoff.
     pub attempts: u32,
+    /// `kind = "model"`: tokens per (prompt, response) row, at most; longer rows lose the
+    /// start of the prompt.
+    pub max_length: u32,
+    /// `kind = "model"`: rows per forward pass of the reward model.
+    pub batch_size: u32,
     /// Rewards are multiplied by this.
     pub scale: f64,
     /// Rewards are clipped to `[-clip, clip]` after scaling; none = no clipping.
@@ -81,6 +86,8 @@ impl Default for RewardConfig {
             url: None,
             timeout_s: 60.0,
             attempts: 4,
+            max_length: 1024,
+            batch_size: 32,
             scale: 1.0,
             clip: None,
             correct_weight: 1.0,
@@ -119,6 +126,13 @@ impl RewardConfig {
             }
         }
         v.positive("reward.timeout_s", self.timeout_s);
+        v.require(
+            self.max_length >= 8,
+            "reward.max_length",
+            self.max_length,
+            "must be at least 8 tokens",
+        );
+        v.at_least_one("reward.batch_size", self.batch_size.into());
         v.require(
             self.attempts >= 1,
             "reward.attempts",
