@@ -12,7 +12,7 @@ use std::{path::Path, time::Instant};
 
 use anyhow::Context;
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
-use rl_core::{Config, Message};
+use rl_core::Config;
 use rl_envs::{Pair, Preferences};
 use rl_learner::{AdamWConfig, PairBatch, PairStats, RewardModelSettings, RewardModelTrainer};
 use rl_model::{
@@ -185,18 +185,10 @@ impl Encoder<'_> {
         pairs
             .chunks(self.micro.max(1))
             .map(|chunk| {
-                let text = |p: &'_ Pair, chosen: bool| -> (Vec<Message>, String) {
-                    let r = if chosen { &p.chosen } else { &p.rejected };
-                    (p.prompt.clone(), r.clone())
-                };
-                let rows: Vec<(Vec<Message>, String)> = chunk
+                let texts: Vec<RewardText<'_>> = chunk
                     .iter()
-                    .map(|p| text(p, true))
-                    .chain(chunk.iter().map(|p| text(p, false)))
-                    .collect();
-                let texts: Vec<RewardText<'_>> = rows
-                    .iter()
-                    .map(|(prompt, response)| RewardText { prompt, response })
+                    .map(|p| reward_text(p, &p.chosen))
+                    .chain(chunk.iter().map(|p| reward_text(p, &p.rejected)))
                     .collect();
                 let (input_ids, attention_mask) =
                     encode_reward_batch(self.tokenizer, config, &texts, self.max_length)?;
@@ -206,6 +198,14 @@ impl Encoder<'_> {
                 })
             })
             .collect()
+    }
+}
+
+/// The row of `pair`'s prompt with `response`.
+fn reward_text<'a>(pair: &'a Pair, response: &'a str) -> RewardText<'a> {
+    RewardText {
+        prompt: &pair.prompt,
+        response,
     }
 }
 
