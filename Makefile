@@ -1,7 +1,7 @@
 # The project's entry points. Each target is idempotent and sets up what it needs: the first run
 # creates the libtorch venv (scripts/torch-env.sh) and builds; later runs reuse both.
 
-CONFIG ?= configs/grpo-arithmetic.toml
+CONFIG ?= configs/grpo.toml
 ARGS ?=
 TORCH := scripts/with-torch.sh
 

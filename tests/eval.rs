@@ -12,7 +12,7 @@ use common::{repo, rl, smollm2_gguf, stderr, stdout};
 fn held_out_tasks_are_scored_greedily_and_for_pass_at_k() {
     let dir = tempfile::tempdir().unwrap();
     let gguf = smollm2_gguf();
-    let config = repo().join("configs/grpo-arithmetic.toml");
+    let config = repo().join("configs/grpo.toml");
     let args = [
         "eval",
         config.to_str().unwrap(),
@@ -69,7 +69,7 @@ fn held_out_tasks_are_scored_greedily_and_for_pass_at_k() {
 #[test]
 fn a_config_that_cannot_be_evaluated_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let config = repo().join("configs/grpo-arithmetic.toml");
+    let config = repo().join("configs/grpo.toml");
     let out = rl(
         dir.path(),
         &[

@@ -17,10 +17,7 @@ use rl_reward::remote::{ClientOptions, RemoteScorer};
 const TOKEN: &str = "test-reward-secret-91c2";
 
 fn config_path() -> String {
-    repo()
-        .join("configs/grpo-arithmetic.toml")
-        .display()
-        .to_string()
+    repo().join("configs/grpo.toml").display().to_string()
 }
 
 /// `rl reward-server` over the arithmetic config, a token from a file, small limits.

@@ -199,3 +199,41 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// SmolLM2's tokenizer as an HF folder (tokenizer.json, chat template), which `make test` saves
+/// into the model cache (scripts/parity/make_tokenizer_reference.py).
+pub fn smollm2_tokenizer_dir() -> PathBuf {
+    let cache = std::env::var_os("RL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            home.join(".cache/rl")
+        });
+    let path = cache.join("models/smollm2-135m-instruct-tokenizer");
+    assert!(
+        path.join("tokenizer.json").is_file(),
+        "no SmolLM2 tokenizer folder at {}: run `make test`, or scripts/with-torch.sh python scripts/parity/make_tokenizer_reference.py",
+        path.display()
+    );
+    path
+}
+
+/// A tiny random Llama (one layer, hidden size 16) with SmolLM2's tokenizer and chat template,
+/// written as an HF folder at `out`: every config runs on it in seconds.
+pub fn tiny_chat_model(out: &Path) -> PathBuf {
+    use rl_model::arch::ArchConfig;
+    let json = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 49152,
+        "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 512,
+        "tie_word_embeddings": true, "rms_norm_eps": 1e-5, "bos_token_id": 1, "eos_token_id": 2,
+    });
+    let config = ArchConfig::from_json(json.clone()).expect("tiny config");
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let _model = config.build(&vs.root()).expect("tiny model");
+    rl_model::export::write_hf_dir(&vs, &json, &smollm2_tokenizer_dir(), out, tch::Kind::Float)
+        .expect("write the tiny model");
+    out.to_owned()
+}

@@ -165,4 +165,16 @@ pub trait Algorithm: Send {
 
     /// The loss of one micro-batch.
     fn loss(&self, inputs: &LossInputs<'_>) -> Result<Loss, AlgorithmError>;
+
+    /// State that changes during a run (an adaptive KL coefficient, an update counter), for
+    /// checkpoints; `Null` when there is none.
+    fn state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    /// Restores [`state`](Algorithm::state).
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), AlgorithmError> {
+        let _ = state;
+        Ok(())
+    }
 }

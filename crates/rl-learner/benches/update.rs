@@ -120,6 +120,7 @@ fn main() {
                 logprobs: &logprobs,
                 reward: (i % 2) as f64,
                 group: (i / 8) as i64,
+                loss_mask: None,
             }
         })
         .collect();

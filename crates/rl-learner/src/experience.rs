@@ -20,6 +20,9 @@ pub struct Rollout<'a> {
     pub reward: f64,
     /// Group id (sequences of one prompt share it).
     pub group: i64,
+    /// Which response tokens the loss trains on (`response.len()` entries); None = all.
+    /// Multi-turn episodes put the environment's turns in the response, untrained.
+    pub loss_mask: Option<&'a [bool]>,
 }
 
 /// The [`Experience`] of `rollouts` on `device`, padded with `pad_id` (`ref_logprobs` and
@@ -42,6 +45,13 @@ pub fn build(
             return Err(LearnerError::Batch(format!(
                 "sequence {i}: {} log-probs for {} response tokens",
                 r.logprobs.len(),
+                r.response.len()
+            )));
+        }
+        if r.loss_mask.is_some_and(|m| m.len() != r.response.len()) {
+            return Err(LearnerError::Batch(format!(
+                "sequence {i}: a loss mask of {} entries for {} response tokens",
+                r.loss_mask.map_or(0, <[bool]>::len),
                 r.response.len()
             )));
         }
@@ -71,7 +81,8 @@ pub fn build(
         }
         for (j, &lp) in r.logprobs.iter().enumerate() {
             let pos = r.prompt.len() - 1 + j; // predicts response token j
-            mask[row * n + pos] = 1.0;
+            let trained = r.loss_mask.is_none_or(|m| m[j]);
+            mask[row * n + pos] = if trained { 1.0 } else { 0.0 };
             old[row * n + pos] = lp;
         }
     }
@@ -104,6 +115,7 @@ mod tests {
             logprobs: &[-0.1, -0.2, -0.3],
             reward: 1.0,
             group: 0,
+            loss_mask: None,
         };
         let b = Rollout {
             prompt: &[5, 6, 7],
@@ -111,6 +123,7 @@ mod tests {
             logprobs: &[-0.5],
             reward: 0.0,
             group: 0,
+            loss_mask: None,
         };
         let e = build(&[a, b], 0, Device::Cpu).unwrap();
         assert_eq!(e.input_ids.size(), [2, 5]);
@@ -130,6 +143,7 @@ mod tests {
             logprobs: &[-1.0],
             reward: 1.0,
             group: 0,
+            loss_mask: None,
         };
         let nan = Rollout {
             reward: f64::NAN,

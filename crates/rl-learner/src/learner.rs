@@ -176,6 +176,21 @@ impl Learner {
         self.model.as_ref()
     }
 
+    /// The policy's variables (for exporting checkpoints).
+    pub fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+
+    /// The critic being trained, if any.
+    pub fn critic(&self) -> Option<&ScalarModel> {
+        self.critic.as_ref().map(|c| &c.model)
+    }
+
+    /// The device the policy trains on.
+    pub fn device(&self) -> tch::Device {
+        self.vs.device()
+    }
+
     /// The weights by HF name, for syncing to rollout workers and checkpoints.
     pub fn weights(&self) -> Vec<(String, Tensor)> {
         let mut out: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();

@@ -9,11 +9,13 @@ pub mod grad;
 mod learner;
 pub mod metrics;
 pub mod optimizer;
+mod reference;
 pub mod reward_model;
 pub mod schedule;
 
 pub use learner::{Learner, LearnerError, UpdateSettings, UpdateStats};
 pub use optimizer::{AdamW, AdamWConfig};
+pub use reference::reference_logprobs;
 pub use reward_model::{
     PairBatch, PairStats, RewardModelError, RewardModelSettings, RewardModelTrainer,
     bradley_terry_loss,

@@ -43,6 +43,7 @@ mod tests {
             logprobs: &lp[..n],
             reward: 0.0,
             group: 0,
+            loss_mask: None,
         };
         let batch = build(&[r(1), r(4), r(4), r(3)], 0, tch::Device::Cpu).unwrap();
         let m: std::collections::BTreeMap<String, f64> =

@@ -106,6 +106,7 @@ fn batch(rewards: [f64; 4], responses: [&[u32]; 4]) -> Experience {
             logprobs: &logprobs[i],
             reward: rewards[i],
             group: (i / 2) as i64,
+            loss_mask: None,
         })
         .collect();
     experience::build(&rollouts, 0, Device::Cpu).unwrap()
@@ -179,6 +180,7 @@ fn nan_rewards_and_nan_logprobs_are_clear_errors() {
         logprobs: &logprobs,
         reward: f64::NAN,
         group: 0,
+        loss_mask: None,
     };
     let err = experience::build(&[r], 0, Device::Cpu).unwrap_err();
     assert!(err.to_string().contains("reward NaN"), "{err}");

@@ -47,7 +47,7 @@ pub enum ModelError {
         name: String,
     },
     /// A built-in model that has not been downloaded yet.
-    #[error("built-in model {name:?} is not downloaded (expected at {}); run scripts/fetch-model.sh (any `make` target does)", path.display())]
+    #[error("built-in model {name:?} is not downloaded (expected at {}); run scripts/fetch-model.sh for SmolLM2 or scripts/fetch-minilm.sh for all-MiniLM-L6-v2 (`make test` fetches both)", path.display())]
     NotFetched {
         /// The name.
         name: String,

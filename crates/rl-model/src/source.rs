@@ -7,9 +7,12 @@ use tch::{Device, Kind};
 
 use crate::{ModelError, hf, tokenizer::Tokenizer};
 
-/// Built-in models: name → file in the model cache (`scripts/fetch-model.sh` puts it there).
-pub const BUILTIN: &[(&str, &str)] =
-    &[("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")];
+/// Built-in models: name → file or folder in the model cache (`scripts/fetch-model.sh` and
+/// `scripts/fetch-minilm.sh` put them there).
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    ("all-minilm-l6-v2", "all-MiniLM-L6-v2"),
+];
 
 /// The model cache: `$RL_CACHE/models`, default `~/.cache/rl/models`.
 pub fn cache_dir() -> PathBuf {
@@ -28,7 +31,7 @@ pub fn cache_dir() -> PathBuf {
 pub fn resolve(name: &str) -> Result<PathBuf, ModelError> {
     if let Some((_, file)) = BUILTIN.iter().find(|(n, _)| *n == name) {
         let path = cache_dir().join(file);
-        return if path.is_file() {
+        return if path.exists() {
             Ok(path)
         } else {
             Err(ModelError::NotFetched {

@@ -1,20 +1,26 @@
-//! `rl train CONFIG`: load and validate the config; a reward-model config
-//! (`run.trainer = "reward_model"`) goes to [`super::train_reward_model`]. For the policy: place the roles on devices, open the run
-//! directory and its metric sinks, load the policy and its tokenizer. The training stages
-//! (sample → score → prepare → update → sync) plug in here as they land; until then the run
-//! stops, truthfully, after setup.
+//! `rl train CONFIG`: load and validate the config, open the run directory, and hand the run to
+//! [`rl_runtime::trainer::Trainer`]; a reward-model config (`run.trainer = "reward_model"`)
+//! goes to [`super::train_reward_model`]. This file adds only what a terminal needs: the
+//! progress bar, Ctrl-C handling and the closing summary.
 
 use std::{
+    io::IsTerminal,
     path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Instant, SystemTime},
 };
 
 use anyhow::Context;
-use rl_core::{Config, config::Trainer};
+use indicatif::{ProgressBar, ProgressStyle};
+use rl_core::{Config, config::Trainer as TrainerKind};
 use rl_model::{probe::device_name, resolve_device, resolve_kind};
 use rl_runtime::{
     Metrics, RunDir, RunDirError, StepMetrics,
     run_dir::{default_run_name, unused_path},
+    trainer::{Devices, Evaluation, Outcome, Progress, StepReport, Trainer},
 };
 use serde_json::json;
 use tracing::{info, warn};
@@ -32,15 +38,19 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
     }
-    if config.run.trainer == Trainer::RewardModel {
+    if config.run.trainer == TrainerKind::RewardModel {
         return super::train_reward_model::run(&config, &path, args.resume, &console);
     }
 
     // Devices before the run directory: a config this machine cannot run leaves nothing behind.
     let p = &config.placement;
-    let rollout_device = resolve_device(p.rollout_device, "placement.rollout_device")?;
-    let learner_device = resolve_device(p.learner_device, "placement.learner_device")?;
-    let kind = resolve_kind(config.model.dtype, rollout_device);
+    let rollout = resolve_device(p.rollout_device, "placement.rollout_device")?;
+    let learner = resolve_device(p.learner_device, "placement.learner_device")?;
+    let devices = Devices {
+        rollout,
+        learner,
+        kind: resolve_kind(config.model.dtype, learner),
+    };
     rl_model::source::resolve(&config.model.path)?; // a missing model, too, before anything is written
 
     let dir = RunDir::open(&path, args.resume)?;
@@ -55,91 +65,228 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
         .with_context(|| {
         format!("cannot create the metric files in {}", dir.path().display())
     })?;
-    let config_text = toml
-        .lines()
-        .map(|l| format!("    {l}"))
-        .collect::<Vec<_>>()
-        .join("\n");
-
-    let bar = console.progress(2, "loading");
-    bar.set_message(format!("tokenizer of {}", config.model.path));
-    let tokenizer = rl_model::load_tokenizer(&config.model.path)?;
-    bar.inc(1);
-    bar.set_message(format!(
-        "policy {} on {}",
-        config.model.path,
-        device_name(rollout_device)
-    ));
-    let load_start = Instant::now();
-    let policy = rl_model::load(&config.model.path, rollout_device, kind)?;
-    bar.finish_and_clear();
-    let parameters: i64 = policy
-        .vs
-        .trainable_variables()
-        .iter()
-        .map(|t| t.numel() as i64)
-        .sum();
-    info!(
-        model = %config.model.path,
-        arch = policy.config.name(),
-        parameters,
-        vocab = tokenizer.vocab_size(),
-        seconds = load_start.elapsed().as_secs_f64(),
-        "policy loaded"
-    );
-
-    let setup = StepMetrics::default()
-        .text("config", config_text)
-        .scalar("model/parameters", parameters as f64)
-        .scalar("time/model_load_s", load_start.elapsed().as_secs_f64())
-        .scalar("time/setup_s", started.elapsed().as_secs_f64());
-    metrics.write(0, &setup)?;
-    metrics.flush()?;
-
-    info!(run_dir = %dir.path().display(), "run directory ready (config.toml, TensorBoard events, metrics.jsonl)");
+    if !args.resume {
+        let text = toml.lines().map(|l| format!("    {l}")).collect::<Vec<_>>();
+        let setup = StepMetrics::default().text("config", text.join("\n"));
+        metrics.write(0, &setup)?;
+    }
     info!(
         algorithm = %config.algorithm.name,
         model = %config.model.path,
-        rollout_device = %device_name(rollout_device),
-        learner_device = %device_name(learner_device),
-        dtype = ?kind,
+        rollout_device = %device_name(rollout),
+        learner_device = %device_name(learner),
+        dtype = ?devices.kind,
         steps = config.run.steps,
-        "placement resolved"
+        run_dir = %dir.path().display(),
+        "setting up"
     );
-    let status = "setup complete (config, run directory, metrics, policy and tokenizer loaded); the \
-                  training stages (rollouts, rewards, updates) are not implemented yet and arrive \
-                  with the next issues, so the run stops here";
-    warn!("{status}");
-    if console.json {
-        let summary = json!({
-            "run_dir": dir.path(),
-            "status": "setup_complete",
-            "steps_done": 0,
-            "rollout_device": device_name(rollout_device),
-            "learner_device": device_name(learner_device),
-            "model": {
-                "path": config.model.path,
-                "arch": policy.config.name(),
-                "parameters": parameters,
-                "vocab_size": tokenizer.vocab_size(),
-                "dtype": format!("{kind:?}"),
-            },
-            "config": config,
-        });
-        crate::console::out(summary)?;
-    } else if !console.quiet {
-        crate::console::out(format!("run directory: {}", dir.path().display()))?;
-        let logdir = dir
-            .path()
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        crate::console::out(format!(
+    let loading = Instant::now();
+    let mut trainer = Trainer::new(config.clone(), dir.path(), devices, metrics, args.resume)?;
+    info!(
+        seconds = loading.elapsed().as_secs_f64(),
+        "roles ready (policy, rollout workers, reward, learner)"
+    );
+    if !console.quiet && !console.json {
+        let logdir = dir.path().parent().filter(|p| !p.as_os_str().is_empty());
+        eprintln!(
             "watch it with: tensorboard --logdir {}",
-            logdir.display()
-        ))?;
+            logdir.unwrap_or(Path::new(".")).display()
+        );
     }
-    Ok(())
+    let stop = stop_on_signal()?;
+    let mut progress = Bar::new(console);
+    let outcome = trainer.run(&stop, &mut progress)?;
+    progress.finish();
+    summary(
+        &outcome,
+        dir.path(),
+        &config,
+        console,
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+/// Prints how the run ended: accuracy before and after, time per phase, where the policy is.
+fn summary(
+    outcome: &Outcome,
+    dir: &Path,
+    config: &Config,
+    console: Console,
+    seconds: f64,
+) -> anyhow::Result<()> {
+    if console.json {
+        let phases: serde_json::Map<String, serde_json::Value> = outcome
+            .phase_seconds
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        return crate::console::out(json!({
+            "run_dir": dir,
+            "status": if outcome.interrupted { "interrupted" } else { "finished" },
+            "steps_done": outcome.step,
+            "steps": config.run.steps,
+            "eval_accuracy_first": outcome.first_accuracy,
+            "eval_accuracy_last": outcome.last_accuracy,
+            "train_seconds": outcome.train_seconds,
+            "phase_seconds": phases,
+            "policy": outcome.policy,
+        }));
+    }
+    if console.quiet {
+        return Ok(());
+    }
+    let pct = |a: Option<f64>| a.map_or("-".to_owned(), |a| format!("{:.1}%", a * 100.0));
+    let mut lines = vec![format!(
+        "{} after step {}/{} in {seconds:.0} s ({:.0} s training)",
+        if outcome.interrupted {
+            "stopped"
+        } else {
+            "finished"
+        },
+        outcome.step,
+        config.run.steps,
+        outcome.train_seconds
+    )];
+    lines.push(format!(
+        "eval accuracy ({} held-out tasks, greedy): {} before, {} after",
+        config.eval.tasks,
+        pct(outcome.first_accuracy),
+        pct(outcome.last_accuracy)
+    ));
+    let total: f64 = outcome
+        .phase_seconds
+        .iter()
+        .filter(|(p, _)| p != "step")
+        .map(|(_, s)| s)
+        .sum();
+    let phases: Vec<String> = outcome
+        .phase_seconds
+        .iter()
+        .filter(|(p, _)| p != "step")
+        .map(|(p, s)| format!("{p} {s:.1} s ({:.0}%)", 100.0 * s / total.max(1e-9)))
+        .collect();
+    lines.push(format!("time per phase: {}", phases.join(", ")));
+    match &outcome.policy {
+        Some(policy) => lines.push(format!(
+            "policy: {} (evaluate it with: rl eval --model {} --env {})",
+            policy.display(),
+            policy.display(),
+            config.env.name
+        )),
+        None => lines.push(format!(
+            "continue with: rl train CONFIG --run-dir {} --resume",
+            dir.display()
+        )),
+    }
+    crate::console::out(lines.join("\n"))
+}
+
+/// A flag the first SIGINT or SIGTERM sets (the run then checkpoints after its current step and
+/// stops); a second one exits at once.
+fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the signal handler")?;
+    let (mut interrupt, mut terminate) = runtime.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
+    })?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                loop {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                    if flag.swap(true, Ordering::SeqCst) {
+                        eprintln!("second interrupt: exiting without a checkpoint");
+                        std::process::exit(130);
+                    }
+                    warn!("interrupted: saving a checkpoint after the current step, then stopping (again to abort)");
+                }
+            });
+        })
+        .context("cannot start the signal handler")?;
+    Ok(stop)
+}
+
+/// The progress bar: step, mean reward, last eval accuracy, ETA. Without a terminal (or with
+/// `--quiet`/`--json`) it is hidden and each step is logged as a line instead.
+struct Bar {
+    bar: ProgressBar,
+    visible: bool,
+    eval: Option<f64>,
+}
+
+impl Bar {
+    fn new(console: Console) -> Self {
+        let visible = !console.quiet && !console.json && std::io::stderr().is_terminal();
+        Self {
+            bar: ProgressBar::hidden(),
+            visible,
+            eval: None,
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Progress for Bar {
+    fn start(&mut self, done: u64, steps: u64) {
+        if self.visible {
+            self.bar = ProgressBar::new(steps);
+            let style = ProgressStyle::with_template(
+                "step {pos}/{len} [{bar:30}] {msg} ({elapsed}, ETA {eta})",
+            )
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            self.bar.set_style(style);
+            self.bar.set_position(done);
+            self.bar.reset_eta();
+        }
+    }
+
+    fn step(&mut self, r: &StepReport) {
+        let eval = self
+            .eval
+            .map_or(String::new(), |a| format!(", eval {:.1}%", a * 100.0));
+        let msg = format!("reward {:.3}{eval}", r.reward_mean);
+        if self.visible {
+            self.bar.set_message(msg);
+            self.bar.set_position(r.step);
+        } else {
+            info!(
+                step = r.step,
+                reward = r.reward_mean,
+                dropped = r.dropped,
+                seconds = r.seconds,
+                "step done"
+            );
+        }
+    }
+
+    fn eval(&mut self, step: u64, e: &Evaluation) {
+        self.eval = Some(e.accuracy);
+        let line = format!(
+            "eval after step {step}: accuracy {:.1}%",
+            e.accuracy * 100.0
+        );
+        if self.visible {
+            self.bar.println(line);
+        } else {
+            info!(step, accuracy = e.accuracy, pass_at_k = ?e.pass_at_k.map(|p| p.1), "eval");
+        }
+    }
 }
 
 /// The run directory: `--run-dir`, else `<runs_dir>/<run.name>`, else a fresh timestamped name.

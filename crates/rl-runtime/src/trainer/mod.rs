@@ -1,0 +1,603 @@
+//! The trainer: the controller that drives one run, step by step, as the diagram in the
+//! design notes reads — draw tasks, generate, score, prepare (reference log-probs, values,
+//! advantages), update, sync the weights, record. Each phase is one call into the crate that
+//! owns it, timed under `timing_s/<phase>`. Evaluation and checkpoint cadence wrap the step;
+//! they never thread through it. Every random stream is derived from `(run.seed, step)`
+//! ([`seeds`]), so a run resumed from a checkpoint continues exactly as it would have gone.
+
+pub mod checkpoint;
+pub mod evaluate;
+mod record;
+pub mod roles;
+pub mod rollout;
+pub mod score;
+pub mod seeds;
+pub mod transcript;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
+
+use rl_core::{Config, Split, Task};
+use rl_learner::experience::{self, Rollout};
+use rl_rollout::SamplingParams;
+use tch::Tensor;
+
+pub use checkpoint::{CheckpointError, Checkpoints};
+pub use evaluate::{EvalPlan, Evaluation, evaluate};
+pub use record::{Progress, StepReport};
+pub use roles::{Devices, Roles};
+
+use crate::{Metrics, StepMetrics};
+use rollout::{RolloutPlan, Sampled};
+use seeds::{Stream, step_seed};
+
+/// Why a run stopped with an error. When a checkpoint could be saved first, the message says
+/// where; the run can then continue with `--resume`.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A role could not be built.
+    #[error("setup: {0}")]
+    Setup(String),
+    /// Generation failed (a worker is gone, an environment refused a step).
+    #[error("rollout: {0}")]
+    Rollout(String),
+    /// The scorer failed for the whole batch.
+    #[error("reward: {0}")]
+    Reward(String),
+    /// The learner or the algorithm refused the batch.
+    #[error("update: {0}")]
+    Update(String),
+    /// Weights could not be sent to a rollout worker.
+    #[error("weight sync: {0}")]
+    Sync(String),
+    /// Evaluation failed.
+    #[error("eval: {0}")]
+    Eval(String),
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// Metrics could not be written.
+    #[error("cannot write metrics: {0}")]
+    Metrics(#[from] std::io::Error),
+    /// An error after which a checkpoint was saved.
+    #[error("{error}; a checkpoint of step {step} was saved in {}: fix the cause and continue with --resume", path.display())]
+    Saved {
+        /// What went wrong.
+        error: Box<TrainError>,
+        /// The step checkpointed.
+        step: u64,
+        /// Where.
+        path: PathBuf,
+    },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The last step done.
+    pub step: u64,
+    /// Whether it stopped early on request (SIGINT).
+    pub interrupted: bool,
+    /// Greedy accuracy before the first update of this run, if evaluated.
+    pub first_accuracy: Option<f64>,
+    /// Greedy accuracy at the end.
+    pub last_accuracy: Option<f64>,
+    /// Seconds spent in each phase over the whole run (`gen`, `reward`, ...).
+    pub phase_seconds: Vec<(String, f64)>,
+    /// Seconds of training, evaluation excluded.
+    pub train_seconds: f64,
+    /// The exported final policy.
+    pub policy: Option<PathBuf>,
+}
+
+/// A run in progress.
+pub struct Trainer {
+    config: Config,
+    run_dir: PathBuf,
+    roles: Roles,
+    runtime: tokio::runtime::Runtime,
+    metrics: Metrics,
+    checkpoints: Checkpoints,
+    eval_tasks: Vec<Task>,
+    /// The last step done (0 before the first).
+    step: u64,
+    totals: record::Totals,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("run_dir", &self.run_dir)
+            .field("step", &self.step)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// File holding the trainer's own state inside a checkpoint.
+const STATE_FILE: &str = "trainer.json";
+/// File holding the optimiser state inside a checkpoint.
+const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// File holding the critic's weights inside a checkpoint.
+const CRITIC_FILE: &str = "critic.safetensors";
+/// Folder holding the policy (an HF model folder) inside a checkpoint.
+const POLICY_DIR: &str = "policy";
+
+impl Trainer {
+    /// Builds every role of `config` for the run in `run_dir` (already opened), writing its
+    /// metrics to `metrics`. With `resume`, continues from the latest checkpoint there.
+    pub fn new(
+        config: Config,
+        run_dir: &Path,
+        devices: Devices,
+        metrics: Metrics,
+        resume: bool,
+    ) -> Result<Self, TrainError> {
+        let roles = roles::build(&config, devices)?;
+        Self::with_roles(config, run_dir, roles, metrics, resume)
+    }
+
+    /// A run over roles built by the caller (a user's own environment, reward or model);
+    /// `config` still supplies the loop's settings (`[run]`, `[rollout]`, `[eval]`,
+    /// `[logging]`, `[checkpoint]`). With `resume`, continues from the latest checkpoint in
+    /// `run_dir`.
+    pub fn with_roles(
+        config: Config,
+        run_dir: &Path,
+        mut roles: Roles,
+        metrics: Metrics,
+        resume: bool,
+    ) -> Result<Self, TrainError> {
+        let checkpoints = Checkpoints::new(run_dir);
+        let mut step = 0;
+        if resume {
+            match checkpoints.latest()? {
+                Some((saved, dir)) => {
+                    step = restore(&mut roles, &dir)?;
+                    if step != saved {
+                        return Err(invalid(&dir, format!("its state says step {step}")).into());
+                    }
+                    tracing::info!("resuming after step {step} from {}", dir.display());
+                }
+                None => tracing::warn!(
+                    "{} has no checkpoint: the run starts again from step 0",
+                    run_dir.display()
+                ),
+            }
+        }
+        let eval_tasks = roles
+            .env
+            .tasks(Split::Eval, config.eval.tasks as usize, config.run.seed)
+            .map_err(|e| TrainError::Setup(format!("eval tasks: {e}")))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| TrainError::Setup(format!("cannot start the async runtime: {e}")))?;
+        let trainer = Self {
+            config,
+            run_dir: run_dir.to_owned(),
+            roles,
+            runtime,
+            metrics,
+            checkpoints,
+            eval_tasks,
+            step,
+            totals: record::Totals::default(),
+        };
+        if step > 0 {
+            trainer.sync(step)?;
+        }
+        Ok(trainer)
+    }
+
+    /// The last step done.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// Runs to `run.steps`, reporting to `progress`. Checks `stop` between steps: when set, saves
+    /// a checkpoint and returns. An error after the first step saves a checkpoint first when it
+    /// can.
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        progress: &mut dyn Progress,
+    ) -> Result<Outcome, TrainError> {
+        let steps = self.config.run.steps;
+        progress.start(self.step, steps);
+        let mut first_accuracy = None;
+        let mut last_accuracy = None;
+        if self.step == 0 {
+            let eval = self.evaluate()?;
+            first_accuracy = Some(eval.accuracy);
+            last_accuracy = first_accuracy;
+            let mut m = StepMetrics::default();
+            record::eval_metrics(&mut m, &eval, self.totals.eval_last);
+            self.metrics.write(0, &m)?;
+            self.metrics.flush()?;
+            progress.eval(0, &eval);
+        }
+        let mut interrupted = false;
+        while self.step < steps {
+            if stop.load(Ordering::SeqCst) {
+                interrupted = true;
+                break;
+            }
+            let step = self.step + 1;
+            let report = match self.train_step(step) {
+                Ok(report) => report,
+                Err(e) => return Err(self.save_after(e)),
+            };
+            self.step = step;
+            let mut metrics = report.metrics.clone();
+            let every = self.config.eval.every;
+            if (every > 0 && step % every == 0) || step == steps {
+                let eval = self.evaluate().map_err(|e| self.save_after(e))?;
+                record::eval_metrics(&mut metrics, &eval, self.totals.eval_last);
+                last_accuracy = Some(eval.accuracy);
+                progress.eval(step, &eval);
+            }
+            let log_every = self.config.logging.every;
+            if step % log_every == 0
+                || step == steps
+                || metrics.scalars.contains_key("eval/accuracy")
+            {
+                self.metrics.write(step, &metrics)?;
+                self.metrics.flush()?;
+            }
+            progress.step(&report);
+            let every = self.config.checkpoint.every;
+            if every > 0 && step % every == 0 && step < steps {
+                self.save()?;
+            }
+        }
+        if self.step > 0 || interrupted {
+            self.save()?;
+        }
+        let policy = if !interrupted && self.step == steps {
+            Some(self.export_policy()?)
+        } else {
+            None
+        };
+        Ok(Outcome {
+            step: self.step,
+            interrupted,
+            first_accuracy,
+            last_accuracy,
+            phase_seconds: self.totals.phases(),
+            train_seconds: self.totals.train_seconds,
+            policy,
+        })
+    }
+
+    /// One training step: sample → score → prepare → update → sync.
+    fn train_step(&mut self, step: u64) -> Result<StepReport, TrainError> {
+        let started = Instant::now();
+        let seed = self.config.run.seed;
+        let r = &self.config.rollout;
+        let mut timer = record::Timer::default();
+
+        let tasks = self
+            .roles
+            .env
+            .tasks(
+                Split::Train,
+                r.prompts_per_step as usize,
+                step_seed(seed, step, Stream::Tasks),
+            )
+            .map_err(|e| TrainError::Rollout(e.to_string()))?;
+        let plan = RolloutPlan {
+            params: self.sampling(),
+            samples: r.samples_per_prompt as usize,
+            max_prompt_tokens: r.max_prompt_tokens as usize,
+            seed: step_seed(seed, step, Stream::Rollout),
+        };
+        let roles = &mut self.roles;
+        let sampled = timer.time("gen", || {
+            rollout::sample(
+                &self.runtime,
+                &roles.workers,
+                &roles.tokenizer,
+                roles.env.as_mut(),
+                &tasks,
+                &plan,
+            )
+        })?;
+        let scores = timer
+            .time("reward", || {
+                score::score(roles.reward.as_ref(), &tasks, &sampled)
+            })
+            .map_err(|e| TrainError::Reward(e.to_string()))?;
+
+        let kept: Vec<(usize, f64)> = scores
+            .rewards
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().ok().map(|&r| (i, r)))
+            .collect();
+        let mut report = record::StepReport::new(step, &sampled, &scores, &kept);
+        if kept.is_empty() {
+            tracing::warn!("step {step}: every sample was dropped; no update this step");
+        } else {
+            let mut batch = build_batch(&sampled, &kept, self.roles.learner.device())?;
+            let temperature = self.config.rollout.temperature;
+            if let Some(reference) = &self.roles.reference {
+                let micro = self.config.learner.micro_batch_size as usize;
+                batch.ref_logprobs = Some(timer.time("ref", || {
+                    rl_learner::reference_logprobs(reference.as_ref(), &batch, temperature, micro)
+                }));
+            }
+            batch.values = timer.time("values", || self.roles.learner.critic_values(&batch));
+            let targets = self
+                .roles
+                .algorithm
+                .targets(&batch)
+                .map_err(|e| TrainError::Update(e.to_string()))?;
+            let nothing_kept = targets
+                .keep
+                .as_ref()
+                .is_some_and(|k| k.any().int64_value(&[]) == 0);
+            if nothing_kept {
+                tracing::info!(
+                    "step {step}: the algorithm kept no sample (all groups equal); no update"
+                );
+                report.skipped_update = true;
+            } else {
+                let stats = timer
+                    .time("update", || {
+                        self.roles
+                            .learner
+                            .update(self.roles.algorithm.as_ref(), &batch, &targets)
+                    })
+                    .map_err(|e| TrainError::Update(e.to_string()))?;
+                report.add_update(&batch, &targets, &stats, self.config.rollout.max_new_tokens);
+            }
+            timer.time("sync", || self.sync(step))?;
+        }
+        timer.record("step", started.elapsed().as_secs_f64());
+        report.finish(&timer, &self.config, &tasks, &sampled);
+        self.totals.add(&timer);
+        Ok(report)
+    }
+
+    /// The sampling parameters of training rollouts.
+    fn sampling(&self) -> SamplingParams {
+        let r = &self.config.rollout;
+        SamplingParams {
+            temperature: r.temperature,
+            top_p: r.top_p,
+            top_k: r.top_k,
+            max_new_tokens: r.max_new_tokens,
+            ..SamplingParams::default()
+        }
+    }
+
+    /// Sends the learner's weights to every rollout worker as policy version `version`.
+    fn sync(&self, version: u64) -> Result<(), TrainError> {
+        for (i, worker) in self.roles.workers.iter().enumerate() {
+            let weights = self.roles.learner.weights();
+            self.runtime
+                .block_on(worker.update_weights(version, weights))
+                .map_err(|e| TrainError::Sync(format!("rollout worker {i}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Greedy accuracy (and pass@k) on the held-out tasks.
+    fn evaluate(&mut self) -> Result<Evaluation, TrainError> {
+        let started = Instant::now();
+        let r = &self.config.rollout;
+        let e = &self.config.eval;
+        let temperature = if r.temperature > 0.0 {
+            r.temperature
+        } else {
+            1.0
+        };
+        let plan = EvalPlan {
+            greedy: SamplingParams::greedy(r.max_new_tokens),
+            sampled: SamplingParams {
+                temperature,
+                ..self.sampling()
+            },
+            k: e.k,
+            max_prompt_tokens: r.max_prompt_tokens as usize,
+            seed: step_seed(self.config.run.seed, self.step, Stream::Eval),
+        };
+        let roles = &mut self.roles;
+        let eval = evaluate(
+            &self.runtime,
+            &roles.workers,
+            &roles.tokenizer,
+            roles.env.as_mut(),
+            roles.verifier.as_ref(),
+            &self.eval_tasks,
+            &plan,
+        )?;
+        self.totals.eval_last = started.elapsed().as_secs_f64();
+        self.totals.eval_seconds += self.totals.eval_last;
+        Ok(eval)
+    }
+
+    /// Saves a checkpoint of the current step and prunes old ones.
+    fn save(&mut self) -> Result<PathBuf, TrainError> {
+        let step = self.step;
+        let save_optimizer = self.config.checkpoint.save_optimizer;
+        let roles = &self.roles;
+        let path = self.checkpoints.save(step, |dir| {
+            let io = |p: &Path| CheckpointError::io("write", p);
+            let (json, source) = &roles.policy_meta;
+            rl_model::export::write_hf_dir(
+                roles.learner.var_store(),
+                json,
+                source,
+                &dir.join(POLICY_DIR),
+                roles.kind,
+            )
+            .map_err(|e| invalid(dir, e))?;
+            if let Some(critic) = roles.learner.critic() {
+                let weights = sorted(critic.vs.variables());
+                Tensor::write_safetensors(&weights, &dir.join(CRITIC_FILE))
+                    .map_err(|e| invalid(dir, e))?;
+            }
+            if save_optimizer {
+                let file = dir.join(OPTIMIZER_FILE);
+                Tensor::write_safetensors(&roles.learner.state(), &file)
+                    .map_err(|e| invalid(dir, e))?;
+            }
+            let state = serde_json::json!({
+                "step": step,
+                "algorithm": roles.algorithm.state(),
+            });
+            let file = dir.join(STATE_FILE);
+            std::fs::write(&file, format!("{state:#}\n")).map_err(io(&file))
+        })?;
+        self.checkpoints
+            .prune(self.config.checkpoint.keep_last as usize)?;
+        tracing::info!("checkpoint of step {step} saved in {}", path.display());
+        Ok(path)
+    }
+
+    /// After a failed step: the error, wrapped with the checkpoint saved for it when one could be.
+    fn save_after(&mut self, error: TrainError) -> TrainError {
+        if self.step == 0 {
+            return error;
+        }
+        match self.save() {
+            Ok(path) => TrainError::Saved {
+                error: Box::new(error),
+                step: self.step,
+                path,
+            },
+            Err(e) => {
+                tracing::error!("the checkpoint after the error failed too: {e}");
+                error
+            }
+        }
+    }
+
+    /// Writes the final policy as an HF folder, `<run dir>/policy/`.
+    fn export_policy(&self) -> Result<PathBuf, TrainError> {
+        let out = self.run_dir.join("policy");
+        let tmp = self.run_dir.join(".policy.tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        let (json, source) = &self.roles.policy_meta;
+        rl_model::export::write_hf_dir(
+            self.roles.learner.var_store(),
+            json,
+            source,
+            &tmp,
+            self.roles.kind,
+        )
+        .map_err(|e| invalid(&tmp, e))?;
+        if out.exists() {
+            std::fs::remove_dir_all(&out).map_err(CheckpointError::io("replace", &out))?;
+        }
+        std::fs::rename(&tmp, &out).map_err(CheckpointError::io("write", &out))?;
+        Ok(out)
+    }
+}
+
+/// Restores the policy and critic weights, the optimiser and the algorithm's state from
+/// checkpoint `dir`; returns its step.
+fn restore(roles: &mut Roles, dir: &Path) -> Result<u64, TrainError> {
+    let policy = dir.join(POLICY_DIR).join("model.safetensors");
+    copy_into(roles.learner.var_store().variables(), &policy)?;
+    if let Some(critic) = roles.learner.critic() {
+        copy_into(critic.vs.variables(), &dir.join(CRITIC_FILE))?;
+    }
+    let file = dir.join(STATE_FILE);
+    let text = std::fs::read_to_string(&file).map_err(CheckpointError::io("read", &file))?;
+    let state: serde_json::Value = serde_json::from_str(&text).map_err(|e| invalid(dir, e))?;
+    let step = state["step"]
+        .as_u64()
+        .ok_or_else(|| invalid(dir, "trainer.json has no step"))?;
+    roles
+        .algorithm
+        .load_state(&state["algorithm"])
+        .map_err(|e| invalid(dir, e))?;
+    let optimizer = dir.join(OPTIMIZER_FILE);
+    if optimizer.exists() {
+        let tensors = Tensor::read_safetensors(&optimizer).map_err(|e| invalid(dir, e))?;
+        roles
+            .learner
+            .load_state(&tensors)
+            .map_err(|e| invalid(dir, e))?;
+    } else {
+        tracing::warn!(
+            "{} has no optimiser state (checkpoint.save_optimizer = false): AdamW starts afresh, so the run will not match an uninterrupted one",
+            dir.display()
+        );
+    }
+    Ok(step)
+}
+
+/// Copies every tensor of the safetensors `file` into the variable of the same name; each
+/// variable must be there.
+fn copy_into(
+    vars: std::collections::HashMap<String, Tensor>,
+    file: &Path,
+) -> Result<(), CheckpointError> {
+    let saved: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(file)
+        .map_err(|e| invalid(file, e))?
+        .into_iter()
+        .collect();
+    tch::no_grad(|| {
+        for (name, mut var) in vars {
+            let t = saved
+                .get(&name)
+                .ok_or_else(|| invalid(file, format!("it has no weight named {name}")))?;
+            var.f_copy_(t)
+                .map_err(|e| invalid(file, format!("{name}: {e}")))?;
+        }
+        Ok(())
+    })
+}
+
+/// Named tensors in name order (safetensors files then list them deterministically).
+fn sorted(vars: std::collections::HashMap<String, Tensor>) -> Vec<(String, Tensor)> {
+    let mut v: Vec<_> = vars.into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn invalid(dir: &Path, e: impl std::fmt::Display) -> CheckpointError {
+    CheckpointError::Invalid {
+        path: dir.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// The learner's batch of the kept samples `(index, reward)`: prompt and response tokens, the
+/// sampler's log-probs as the old log-probs, the loss mask, rewards and groups (one per task).
+fn build_batch(
+    sampled: &[Sampled],
+    kept: &[(usize, f64)],
+    device: tch::Device,
+) -> Result<rl_core::Experience, TrainError> {
+    let rollouts: Vec<Rollout<'_>> = kept
+        .iter()
+        .map(|&(i, reward)| {
+            let t = &sampled[i].tokens;
+            Rollout {
+                prompt: t.prompt(),
+                response: t.response(),
+                logprobs: &t.logprobs,
+                reward,
+                group: sampled[i].episode.task as i64,
+                loss_mask: Some(&t.trained),
+            }
+        })
+        .collect();
+    experience::build(&rollouts, 0, device).map_err(|e| TrainError::Update(e.to_string()))
+}
+
+/// A stop flag that SIGINT sets, for [`Trainer::run`].
+pub fn stop_flag() -> Arc<AtomicBool> {
+    Arc::new(AtomicBool::new(false))
+}

@@ -1,0 +1,170 @@
+//! The roles of a run, built from its config: the environment and the scorer, the rollout
+//! workers (in-process actors, each owning a policy replica on its own thread), the learner
+//! (policy, optional critic, their optimisers), the frozen reference policy when the algorithm
+//! needs one, and the algorithm. Each sits behind the trait the loop drives, so a role can move
+//! out of the process without the loop changing.
+
+use std::sync::Arc;
+
+use rl_core::{Algorithm, Config, Env, RewardFn};
+use rl_learner::{AdamWConfig, Learner, UpdateSettings};
+use rl_model::{CausalLm, heads::ScalarModel, hf::LoadedModel, tokenizer::Tokenizer};
+use rl_rollout::{Engine, EngineConfig, LocalWorker, RolloutError, RolloutWorker};
+use tch::{Device, Kind};
+
+use super::TrainError;
+
+/// Everything a run drives.
+pub struct Roles {
+    /// The task source.
+    pub env: Box<dyn Env>,
+    /// Scores training samples (`[reward]`).
+    pub reward: Box<dyn RewardFn>,
+    /// Judges evaluation answers (the environment's verifier, as `rl eval`).
+    pub verifier: Box<dyn RewardFn>,
+    /// The policy's tokenizer and chat template.
+    pub tokenizer: Tokenizer,
+    /// The rollout workers.
+    pub workers: Vec<Arc<dyn RolloutWorker>>,
+    /// Policy (and critic) being trained.
+    pub learner: Learner,
+    /// The frozen reference policy, when the algorithm needs one.
+    pub reference: Option<Box<dyn CausalLm>>,
+    /// The algorithm.
+    pub algorithm: Box<dyn Algorithm>,
+    /// The policy's `config.json` and where it came from (for exporting HF folders).
+    pub policy_meta: (serde_json::Value, std::path::PathBuf),
+    /// The policy's compute precision.
+    pub kind: Kind,
+}
+
+impl std::fmt::Debug for Roles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Roles")
+            .field("env", &self.env.name())
+            .field("reward", &self.reward.name())
+            .field("workers", &self.workers.len())
+            .field("algorithm", &self.algorithm.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the learner's devices and precision come from.
+#[derive(Debug, Clone, Copy)]
+pub struct Devices {
+    /// Rollout workers' device.
+    pub rollout: Device,
+    /// Learner's (and reference model's) device.
+    pub learner: Device,
+    /// Compute precision of the policy.
+    pub kind: Kind,
+}
+
+/// Builds the roles of `config`, every model as `model.path` holds it (a resumed run then
+/// restores the checkpoint's weights into them).
+pub fn build(config: &Config, devices: Devices) -> Result<Roles, TrainError> {
+    let setup = |what: &str| {
+        let what = what.to_owned();
+        move |e: &dyn std::fmt::Display| TrainError::Setup(format!("{what}: {e}"))
+    };
+    let env = rl_envs::by_name(&config.env).map_err(|e| setup("env")(&e))?;
+    let reward = crate::reward::scorer(config).map_err(|e| setup("reward")(&e))?;
+    let verifier =
+        rl_envs::verifier(&config.env, &config.reward).map_err(|e| setup("reward.verifier")(&e))?;
+    let path = config.model.path.clone();
+    let tokenizer = rl_model::load_tokenizer(&path).map_err(|e| setup("model.path")(&e))?;
+
+    let policy = rl_model::load(&path, devices.learner, devices.kind)
+        .map_err(|e| setup("model.path")(&e))?;
+    let algorithm =
+        rl_algorithms::from_config(&config.algorithm).map_err(|e| setup("algorithm")(&e))?;
+    let needs = algorithm.needs();
+    let reference = if needs.reference {
+        let mut frozen = rl_model::load(&path, devices.learner, devices.kind)
+            .map_err(|e| setup("reference model")(&e))?;
+        frozen.vs.freeze();
+        Some(frozen.model)
+    } else {
+        None
+    };
+    let critic = if needs.critic {
+        let critic = ScalarModel::from_policy(&policy, devices.learner);
+        Some(critic.map_err(|e| setup("critic")(&e))?)
+    } else {
+        None
+    };
+
+    let workers = (0..config.placement.rollout_workers)
+        .map(|i| spawn_worker(config, i, devices))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| setup("rollout worker")(&e))?;
+
+    let l = &config.learner;
+    let adamw = AdamWConfig {
+        betas: (l.adam_betas[0], l.adam_betas[1]),
+        eps: l.adam_eps,
+        weight_decay: l.weight_decay,
+    };
+    let policy_meta = (policy.config_json.clone(), policy.source.clone());
+    let LoadedModel { model, vs, .. } = policy;
+    let mut learner = Learner::new(model, vs, adamw, update_settings(config));
+    if let Some(critic) = critic {
+        learner = learner.with_critic(critic, adamw, l.critic_lr);
+    }
+    Ok(Roles {
+        env,
+        reward,
+        verifier,
+        tokenizer,
+        workers,
+        learner,
+        reference,
+        algorithm,
+        policy_meta,
+        kind: devices.kind,
+    })
+}
+
+/// The learner's settings from `[learner]`, `[algorithm]` and `[run]`.
+pub fn update_settings(config: &Config) -> UpdateSettings {
+    let l = &config.learner;
+    let samples = config.rollout.samples_per_step();
+    let minis = samples.div_ceil(u64::from(l.mini_batch_size.max(1)));
+    let per_step = minis * u64::from(config.algorithm.epochs);
+    UpdateSettings {
+        lr: l.lr,
+        schedule: l.lr_schedule,
+        warmup_steps: l.warmup_steps,
+        total_steps: config.run.steps * per_step,
+        grad_clip: l.grad_clip,
+        epochs: config.algorithm.epochs,
+        mini_batch_size: l.mini_batch_size as usize,
+        micro_batch_size: l.micro_batch_size as usize,
+        micro_batch_tokens: (l.micro_batch_tokens > 0).then_some(l.micro_batch_tokens as usize),
+        entropy: config.algorithm.entropy_coef != 0.0,
+        seed: config.run.seed,
+    }
+}
+
+/// The engine settings of every rollout worker.
+pub fn engine_config() -> EngineConfig {
+    EngineConfig::default()
+}
+
+/// Starts rollout worker `i`: an engine over its own replica of the policy, on its own thread.
+fn spawn_worker(
+    config: &Config,
+    i: u32,
+    devices: Devices,
+) -> Result<Arc<dyn RolloutWorker>, RolloutError> {
+    let path = config.model.path.clone();
+    let engine = engine_config();
+    let worker = LocalWorker::spawn(&format!("rollout-{i}"), move || {
+        let tokenizer = rl_model::load_tokenizer(&path)
+            .map_err(|e| RolloutError::Config(format!("model.path: {e}")))?;
+        let model = rl_model::load(&path, devices.rollout, devices.kind)
+            .map_err(|e| RolloutError::Config(format!("model.path: {e}")))?;
+        Engine::new(model, tokenizer, engine)
+    })?;
+    Ok(Arc::new(worker))
+}
