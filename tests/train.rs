@@ -155,7 +155,7 @@ fn sigint_saves_a_checkpoint_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny(dir.path());
     let run = dir.path().join("run");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rl"))
+    let child = Command::new(env!("CARGO_BIN_EXE_rl"))
         .arg("train")
         .arg(repo().join("configs/grpo.toml"))
         .arg("--run-dir")
