@@ -182,7 +182,7 @@ fn env_and_reward_keys_are_parsed_and_validated() {
     assert_eq!(config.env.eval_fraction, 0.25);
     assert_eq!(config.reward.format_tags, ["answer"]);
 
-    let cases: &[(&[&str], &str)] = &[
+    assert_refused(&[
         (&["env.operands=1"], "env.operands = 1: must be in [2, 8]"),
         (&["env.operand_range=[5, 1]"], "env.operand_range = [5, 1]"),
         (&["env.operators=[]"], "env.operators = []"),
@@ -212,11 +212,40 @@ fn env_and_reward_keys_are_parsed_and_validated() {
             &["reward.format_tags=[\"a b\"]"],
             "reward.format_tags = \"a b\"",
         ),
-    ];
+    ]);
+    let msg = message("[env]\noperators = [\"^\"]\n", &[]);
+    assert!(msg.contains("unknown variant `^`"), "{msg}");
+}
+
+/// Each `(overrides, needle)`: the config is refused with a message containing `needle`.
+fn assert_refused(cases: &[(&[&str], &str)]) {
     for (overrides, needle) in cases {
         let msg = message("", overrides);
         assert!(msg.contains(needle), "{overrides:?}: {msg}");
     }
-    let msg = message("[env]\noperators = [\"^\"]\n", &[]);
-    assert!(msg.contains("unknown variant `^`"), "{msg}");
+}
+
+#[test]
+fn keys_of_features_not_built_yet_are_refused_unless_at_their_defaults() {
+    assert_refused(&[
+        (
+            &["placement.learners=2"],
+            "placement.learners = 2: not available yet: a learner group of more than one rank arrives with the distributed runtime; set placement.learners = 1",
+        ),
+        (
+            &["placement.backend=\"nccl\""],
+            "placement.backend = \"nccl\": not available yet: choosing the learner group's collective backend arrives with the distributed runtime; set placement.backend = \"auto\"",
+        ),
+        (
+            &["placement.rendezvous=\"127.0.0.1:29500\""],
+            "placement.rendezvous = \"127.0.0.1:29500\": not available yet: learner processes meet at a rendezvous store with the distributed runtime; remove placement.rendezvous",
+        ),
+        (
+            &["learner.gradient_checkpointing=true"],
+            "learner.gradient_checkpointing = true: not available yet: recomputing activations needs a checkpoint API that tch does not offer; set learner.gradient_checkpointing = false",
+        ),
+    ]);
+    // One key says where a remote scorer is: reward.url.
+    let msg = message("[placement]\nreward_server = \"http://h:1\"\n", &[]);
+    assert!(msg.contains("unknown field `reward_server`"), "{msg}");
 }
