@@ -226,6 +226,43 @@ fn assert_refused(cases: &[(&[&str], &str)]) {
 }
 
 #[test]
+fn eval_and_rollout_capacity_keys_are_parsed_and_validated() {
+    let config = load(
+        "[eval]\nevery = 0\ntasks = 50\nk = 8\n[rollout]\nmax_batch = 16\nmax_seq_len = 320\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        (config.eval.every, config.eval.tasks, config.eval.k),
+        (0, 50, 8)
+    );
+    assert_eq!(
+        (config.rollout.max_batch, config.rollout.max_seq_len),
+        (16, 320)
+    );
+    assert_refused(&[
+        (&["eval.tasks=0"], "eval.tasks = 0: must be at least 1"),
+        (&["eval.k=0"], "eval.k = 0: must be at least 1"),
+        (
+            &["eval.k=4", "rollout.temperature=0"],
+            "eval.k = 4: pass@k samples at rollout.temperature, which is 0 (greedy): set rollout.temperature > 0 or eval.k = 1",
+        ),
+        (
+            &["rollout.max_batch=0"],
+            "rollout.max_batch = 0: must be at least 1",
+        ),
+        (
+            &["rollout.max_seq_len=1"],
+            "rollout.max_seq_len = 1: must be 0 (the model's context) or at least 2",
+        ),
+        (
+            &["rollout.max_seq_len=300"],
+            "rollout.max_seq_len = 300: a sequence holds rollout.max_prompt_tokens + rollout.max_new_tokens = 320 tokens: raise rollout.max_seq_len to 320",
+        ),
+    ]);
+}
+
+#[test]
 fn keys_of_features_not_built_yet_are_refused_unless_at_their_defaults() {
     assert_refused(&[
         (

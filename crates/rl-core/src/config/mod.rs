@@ -9,6 +9,7 @@ pub mod choice;
 mod device;
 mod env;
 mod error;
+mod eval;
 mod learner;
 mod load;
 mod logging;
@@ -30,6 +31,7 @@ pub use env::{
     MAX_COUNTDOWN_TARGET, MAX_OPERAND, MAX_OPERANDS, MAX_TURNS,
 };
 pub use error::ConfigError;
+pub use eval::EvalConfig;
 pub use learner::{LearnerConfig, LrSchedule};
 pub use logging::LoggingConfig;
 pub use model::{ModelConfig, SMOLLM2_135M};
@@ -64,6 +66,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// `[checkpoint]`
     pub checkpoint: CheckpointConfig,
+    /// `[eval]`
+    pub eval: EvalConfig,
     /// `[preference]`
     pub preference: PreferenceConfig,
 }
@@ -90,6 +94,7 @@ impl Config {
         self.placement.validate(&mut v);
         self.logging.validate(&mut v);
         self.checkpoint.validate(&mut v);
+        self.eval.validate(&mut v, self.rollout.temperature);
         self.preference
             .validate(&mut v, self.run.trainer == Trainer::RewardModel);
         let violations = v.finish();
