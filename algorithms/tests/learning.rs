@@ -22,6 +22,8 @@ use tch::{Device, Kind, nn::VarStore};
 const VOCAB: i64 = 16;
 const PROMPTS: std::ops::Range<u32> = 2..10;
 const GROUP: u32 = 8;
+/// Tokens generated per completion: one answer token.
+const NEW_TOKENS: u32 = 1;
 
 fn config() -> serde_json::Value {
     serde_json::json!({"model_type": "llama", "vocab_size": VOCAB, "hidden_size": 32,
@@ -103,7 +105,7 @@ fn train_in(
         ..AlgorithmConfig::default()
     };
     config.resolve();
-    let mut algorithm = rl_algorithms::from_config(&config).unwrap();
+    let mut algorithm = rl_algorithms::from_config(&config, NEW_TOKENS).unwrap();
     let mut learner = Learner::new(policy.model, policy.vs, AdamWConfig::default(), settings);
     if algorithm.needs().critic {
         let critic = ScalarModel::from_policy(&random_model(3, Kind::Float), Device::Cpu).unwrap();
@@ -119,7 +121,7 @@ fn train_in(
                 prompt: Prompt::Tokens(vec![p]),
                 params: SamplingParams {
                     n: GROUP,
-                    max_new_tokens: 1,
+                    max_new_tokens: NEW_TOKENS,
                     ignore_eos: true,
                     seed: Some(step as u64 * 100 + u64::from(p)),
                     ..SamplingParams::default()

@@ -263,6 +263,66 @@ fn eval_and_rollout_capacity_keys_are_parsed_and_validated() {
 }
 
 #[test]
+fn the_overlong_buffer_is_dapo_s_and_fits_under_max_new_tokens() {
+    let config = load(
+        "[algorithm]\nname = \"dapo\"\noverlong_buffer = 16\noverlong_penalty = 0.5\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.algorithm.overlong_buffer, 16);
+    assert_eq!(config.algorithm.overlong_penalty, 0.5);
+    assert_refused(&[
+        (
+            &["algorithm.overlong_buffer=16"],
+            "algorithm.overlong_buffer = 16: only algorithm.name = \"dapo\" (with its advantage, \"group_norm\") applies the overlong punishment: set algorithm.overlong_buffer = 0 or algorithm.name = \"dapo\"",
+        ),
+        (
+            &[
+                "algorithm.name=\"dapo\"",
+                "algorithm.advantage=\"rloo\"",
+                "algorithm.overlong_buffer=16",
+            ],
+            "only algorithm.name = \"dapo\" (with its advantage, \"group_norm\")",
+        ),
+        (
+            &["algorithm.name=\"dapo\"", "algorithm.overlong_buffer=64"],
+            "algorithm.overlong_buffer = 64: the punished interval ends at rollout.max_new_tokens = 64 and must be shorter: lower algorithm.overlong_buffer or raise rollout.max_new_tokens",
+        ),
+        (
+            &["algorithm.overlong_penalty=-1"],
+            "algorithm.overlong_penalty = -1: must be a finite number >= 0",
+        ),
+    ]);
+}
+
+#[test]
+fn the_reinforce_pp_baseline_advantage_needs_groups() {
+    let config = load(
+        "[algorithm]\nname = \"reinforce_pp\"\nadvantage = \"reinforce_pp_baseline\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        config.algorithm.advantage,
+        Some(Advantage::ReinforcePpBaseline)
+    );
+    let msg = message(
+        "[algorithm]\nname = \"reinforce_pp\"\nadvantage = \"reinforce_pp_baseline\"\n",
+        &["rollout.samples_per_prompt=1"],
+    );
+    assert!(
+        msg.contains("algorithm.advantage = \"reinforce_pp_baseline\" compares samples of the same prompt: set rollout.samples_per_prompt >= 2"),
+        "{msg}"
+    );
+    // Plain REINFORCE++ whitens over the batch and needs no group.
+    load(
+        "[algorithm]\nname = \"reinforce_pp\"",
+        &["rollout.samples_per_prompt=1", "learner.mini_batch_size=8"],
+    )
+    .unwrap();
+}
+
+#[test]
 fn keys_of_features_not_built_yet_are_refused_unless_at_their_defaults() {
     assert_refused(&[
         (

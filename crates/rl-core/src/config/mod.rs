@@ -87,8 +87,7 @@ impl Config {
         self.env.validate(&mut v);
         self.rollout.validate(&mut v);
         self.reward.validate(&mut v);
-        self.algorithm
-            .validate(&mut v, self.rollout.samples_per_prompt);
+        self.algorithm.validate(&mut v, &self.rollout);
         self.learner
             .validate(&mut v, self.rollout.samples_per_step());
         self.placement.validate(&mut v);
