@@ -328,7 +328,6 @@ fn every_subcommand_and_config_key_is_documented_in_the_readme() {
     config.reward.url = Some("x".into());
     config.reward.clip = Some(1.0);
     config.placement.rendezvous = Some("x".into());
-    config.placement.reward_server = Some("x".into());
     let table: toml::Table = toml::from_str(&config.to_toml()).unwrap();
     for (section, keys) in &table {
         for key in keys.as_table().unwrap().keys() {

@@ -11,10 +11,19 @@ use crate::{
         AdaptiveKlController, FixedKlController, KlController, KlEstimator, LossAggregation,
         PpoClip,
     },
+    dapo::Overlong,
 };
 
-/// The algorithm `config` describes (after [`AlgorithmConfig::resolve`]).
-pub fn from_config(config: &AlgorithmConfig) -> Result<Box<dyn Algorithm>, AlgorithmError> {
+/// The algorithm `config` describes (after [`AlgorithmConfig::resolve`]); `max_new_tokens`
+/// (`rollout.max_new_tokens`) is where DAPO's overlong punishment peaks.
+pub fn from_config(
+    config: &AlgorithmConfig,
+    max_new_tokens: u32,
+) -> Result<Box<dyn Algorithm>, AlgorithmError> {
+    let error = |message: String| AlgorithmError {
+        algorithm: config.name.as_str().to_owned(),
+        message,
+    };
     let estimator = match config.kl_estimator {
         KlName::K1 => KlEstimator::K1,
         KlName::K2 => KlEstimator::K2,
@@ -36,10 +45,7 @@ pub fn from_config(config: &AlgorithmConfig) -> Result<Box<dyn Algorithm>, Algor
             } else {
                 FixedKlController::new(coef).map(KlController::Fixed)
             };
-            let controller = controller.map_err(|e| AlgorithmError {
-                algorithm: config.name.as_str().to_owned(),
-                message: e.to_string(),
-            })?;
+            let controller = controller.map_err(|e| error(e.to_string()))?;
             Some(KlInReward {
                 estimator,
                 controller,
@@ -62,6 +68,19 @@ pub fn from_config(config: &AlgorithmConfig) -> Result<Box<dyn Algorithm>, Algor
         AlgorithmName::Rloo => Advantage::Rloo,
         AlgorithmName::ReinforcePp => Advantage::ReinforcePp,
     });
+    let overlong = (config.overlong_buffer > 0).then_some(Overlong {
+        max_len: max_new_tokens.into(),
+        cache_len: config.overlong_buffer.into(),
+        factor: config.overlong_penalty,
+    });
+    // Only DAPO shapes rewards by length; any other algorithm would drop the key without a word.
+    if overlong.is_some() && (config.name, advantage) != (AlgorithmName::Dapo, Advantage::GroupNorm)
+    {
+        return Err(error(format!(
+            "algorithm.overlong_buffer = {}: only dapo with advantage group_norm applies the overlong punishment",
+            config.overlong_buffer
+        )));
+    }
     Ok(match (config.name, advantage) {
         (_, Advantage::Gae) => Box::new(Ppo {
             objective: ActorObjective {
@@ -78,28 +97,35 @@ pub fn from_config(config: &AlgorithmConfig) -> Result<Box<dyn Algorithm>, Algor
         }),
         (AlgorithmName::Dapo, Advantage::GroupNorm) => Box::new(Dapo {
             objective,
-            overlong: None,
+            overlong,
         }),
         (_, Advantage::GroupNorm) => Box::new(Grpo {
             objective,
             scale_by_std: config.scale_by_std,
         }),
         (_, Advantage::Rloo) => Box::new(Rloo { objective }),
-        (_, Advantage::ReinforcePp) => Box::new(ReinforcePp {
-            objective: ActorObjective {
-                kl: None,
-                ..objective
-            },
-            kl_in_reward,
-            gamma: config.gamma,
-            baseline: false,
-        }),
+        (_, adv @ (Advantage::ReinforcePp | Advantage::ReinforcePpBaseline)) => {
+            Box::new(ReinforcePp {
+                objective: ActorObjective {
+                    kl: None,
+                    ..objective
+                },
+                kl_in_reward,
+                gamma: config.gamma,
+                baseline: adv == Advantage::ReinforcePpBaseline,
+            })
+        }
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rl_core::Experience;
+    use tch::{Device, Kind, Tensor};
+
+    /// `rollout.max_new_tokens` of the algorithms built here.
+    const MAX_NEW_TOKENS: u32 = 4;
 
     fn build(
         name: AlgorithmName,
@@ -111,7 +137,27 @@ mod tests {
         };
         change(&mut config);
         config.resolve();
-        from_config(&config)
+        from_config(&config, MAX_NEW_TOKENS)
+    }
+
+    /// A batch of samples in groups of two, `lengths[i]` response tokens each.
+    fn experience(rewards: &[f32], lengths: &[i64]) -> Experience {
+        let b = rewards.len() as i64;
+        let n = *lengths.iter().max().unwrap();
+        let mask: Vec<f32> = lengths
+            .iter()
+            .flat_map(|&l| (0..n).map(move |i| f32::from(u8::from(i < l))))
+            .collect();
+        Experience {
+            input_ids: Tensor::zeros([b, n + 1], (Kind::Int64, Device::Cpu)),
+            attention_mask: Tensor::ones([b, n + 1], (Kind::Int64, Device::Cpu)),
+            mask: Tensor::from_slice(&mask).view([b, n]),
+            old_logprobs: Tensor::full([b, n], -1.0, (Kind::Float, Device::Cpu)),
+            ref_logprobs: None,
+            values: None,
+            rewards: Tensor::from_slice(rewards),
+            groups: Tensor::arange(b, (Kind::Int64, Device::Cpu)).divide_scalar_mode(2, "floor"),
+        }
     }
 
     #[test]
@@ -149,7 +195,6 @@ mod tests {
 
     #[test]
     fn an_adaptive_kl_coefficient_rises_when_the_kl_overshoots_its_target() {
-        use tch::{Device, Kind, Tensor};
         let mut ppo = build(AlgorithmName::Ppo, |c| {
             c.kl_coef = 0.1;
             c.kl_target = 0.01;
@@ -157,16 +202,11 @@ mod tests {
         })
         .unwrap();
         let (b, n) = (4, 3);
-        let batch = rl_core::Experience {
-            input_ids: Tensor::zeros([b, n + 1], (Kind::Int64, Device::Cpu)),
-            attention_mask: Tensor::ones([b, n + 1], (Kind::Int64, Device::Cpu)),
-            mask: Tensor::ones([b, n], (Kind::Float, Device::Cpu)),
-            old_logprobs: Tensor::full([b, n], -1.0, (Kind::Float, Device::Cpu)),
+        let batch = Experience {
             // The policy is far from the reference: a large KL per token.
             ref_logprobs: Some(Tensor::full([b, n], -3.0, (Kind::Float, Device::Cpu))),
             values: Some(Tensor::zeros([b, n], (Kind::Float, Device::Cpu))),
-            rewards: Tensor::from_slice(&[1f32, 0., 1., 0.]),
-            groups: Tensor::from_slice(&[0i64, 0, 1, 1]),
+            ..experience(&[1., 0., 1., 0.], &[n; 4])
         };
         let coef = |t: &rl_core::Targets| t.metrics.iter().find(|(k, _)| k == "kl/coef").unwrap().1;
         let first = ppo.targets(&batch).unwrap();
@@ -177,6 +217,42 @@ mod tests {
             (coef(&second) - 0.1 * 1.008).abs() < 1e-12,
             "{}",
             coef(&second)
+        );
+    }
+
+    #[test]
+    fn the_reinforce_pp_baseline_advantage_builds_reinforce_pp_with_the_group_baseline() {
+        let baseline = |c: &mut AlgorithmConfig| c.advantage = Some(Advantage::ReinforcePpBaseline);
+        let mut with = build(AlgorithmName::ReinforcePp, baseline).unwrap();
+        let mut without = build(AlgorithmName::ReinforcePp, |_| {}).unwrap();
+        assert_eq!(with.name(), "reinforce_pp_baseline");
+        assert_eq!(without.name(), "reinforce_pp");
+        // Group 1 (1, 1) is all equal: the baseline centres it to 0, the plain estimator
+        // whitens it against group 0 to a positive advantage.
+        let batch = experience(&[1., 0., 1., 1.], &[2; 4]);
+        let a = |t: rl_core::Targets| t.advantages.double_value(&[2, 0]);
+        assert!(a(with.targets(&batch).unwrap()).abs() < 1e-6);
+        assert!(a(without.targets(&batch).unwrap()) > 0.1);
+    }
+
+    #[test]
+    fn dapo_punishes_responses_in_the_overlong_buffer_and_only_dapo_takes_one() {
+        let overlong = |c: &mut AlgorithmConfig| c.overlong_buffer = 2;
+        // Group 0 (rewards 1, 1) is all equal and dropped, unless its 4-token response (at
+        // MAX_NEW_TOKENS, the end of the 2-token buffer) loses the whole penalty of 1.
+        let batch = experience(&[1., 1., 1., 0.], &[2, 4, 2, 2]);
+        let keep = |mut d: Box<dyn Algorithm>| {
+            let keep = d.targets(&batch).unwrap().keep.unwrap();
+            Vec::<bool>::try_from(keep).unwrap()
+        };
+        let plain = build(AlgorithmName::Dapo, |_| {}).unwrap();
+        assert_eq!(keep(plain), [false, false, true, true]);
+        let punished = build(AlgorithmName::Dapo, overlong).unwrap();
+        assert_eq!(keep(punished), [true, true, true, true]);
+        let err = build(AlgorithmName::Grpo, overlong).err().unwrap();
+        assert!(
+            err.to_string().contains("algorithm.overlong_buffer"),
+            "{err}"
         );
     }
 }

@@ -14,13 +14,15 @@ use crate::{
 };
 
 /// DAPO's soft overlong punishment: responses longer than `max_len − cache_len` tokens lose up
-/// to 1 reward, linearly, reaching −1 at `max_len`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// to `factor` reward, linearly, reaching −`factor` at `max_len`.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Overlong {
     /// The generation limit (`rollout.max_new_tokens`).
     pub max_len: i64,
     /// Length of the punished interval before it.
     pub cache_len: i64,
+    /// The largest reduction (DAPO: 1).
+    pub factor: f64,
 }
 
 /// DAPO.
@@ -48,7 +50,8 @@ impl Algorithm for Dapo {
         let mut scores = batch.rewards.to_kind(Kind::Float);
         if let Some(o) = self.overlong {
             let lengths = batch.mask.sum_dim_intlist(1, false, Kind::Float);
-            scores += overlong_penalty(&lengths, o.max_len, o.cache_len).map_err(err("dapo"))?;
+            scores += overlong_penalty(&lengths, o.max_len, o.cache_len, o.factor)
+                .map_err(err("dapo"))?;
         }
         let keep = dynamic_sampling_keep(&scores, &batch.groups).map_err(err("dapo"))?;
         let per_sample = grpo_advantage(&scores, &batch.groups, true, 1e-6).map_err(err("dapo"))?;
@@ -125,6 +128,7 @@ mod tests {
         let o = Overlong {
             max_len: 4,
             cache_len: 2,
+            factor: 1.0,
         };
         let t = dapo(Some(o))
             .targets(&batch(&[1.0, 1.0, 1.0, 0.0], &[2, 4, 2, 2]))

@@ -34,15 +34,21 @@ pub fn token_rewards(scores: &Tensor, mask: &Tensor) -> Result<Tensor> {
 /// score of a response of `len` tokens:
 ///
 /// ```text
-///  0                                  len ≤ max_len - cache_len
-///  ((max_len - cache_len) - len) / cache_len    max_len - cache_len < len ≤ max_len
-/// -1                                  len > max_len
+///  0                                                    len ≤ max_len - cache_len
+///  factor · ((max_len - cache_len) - len) / cache_len   max_len - cache_len < len ≤ max_len
+/// -factor                                               len > max_len
 /// ```
 ///
 /// `lengths` `[b]` (any numeric kind; e.g. `mask.sum(-1)`), `max_len` the response length
 /// limit `L_max`, `cache_len` the punishment interval `L_cache` (DAPO: 20480 and 4096), with
-/// `0 < cache_len ≤ max_len`.
-pub fn overlong_penalty(lengths: &Tensor, max_len: i64, cache_len: i64) -> Result<Tensor> {
+/// `0 < cache_len ≤ max_len`; `factor` ≥ 0 the largest reduction (DAPO: 1; veRL's
+/// `overlong_penalty_factor`).
+pub fn overlong_penalty(
+    lengths: &Tensor,
+    max_len: i64,
+    cache_len: i64,
+    factor: f64,
+) -> Result<Tensor> {
     check::dims1("lengths", lengths)?;
     check::param("max_len", max_len as f64, max_len > 0, "must be > 0")?;
     check::param(
@@ -51,11 +57,17 @@ pub fn overlong_penalty(lengths: &Tensor, max_len: i64, cache_len: i64) -> Resul
         cache_len > 0 && cache_len <= max_len,
         "must be in (0, max_len]",
     )?;
+    check::param(
+        "factor",
+        factor,
+        factor >= 0.0 && factor.is_finite(),
+        "must be a finite number >= 0",
+    )?;
     let expected = (max_len - cache_len) as f64;
     let len = lengths.to_kind(Kind::Float);
     // The middle line of the formula, clamped: it is ≥ 0 exactly when len ≤ L_max - L_cache and
     // ≤ -1 exactly when len ≥ L_max.
-    Ok(((expected - len) / cache_len as f64).clamp(-1.0, 0.0))
+    Ok(((expected - len) / cache_len as f64).clamp(-1.0, 0.0) * factor)
 }
 
 #[cfg(test)]
@@ -103,14 +115,25 @@ mod tests {
         // L_max = 20, L_cache = 4: no penalty up to 16, then (16 - len) / 4, -1 from 20 on.
         //   10 → 0;  16 → 0;  17 → -0.25;  18 → -0.5;  20 → -1;  25 → -1.
         let lengths = Tensor::from_slice(&[10i64, 16, 17, 18, 20, 25]);
-        let penalty = overlong_penalty(&lengths, 20, 4).unwrap();
+        let penalty = overlong_penalty(&lengths, 20, 4, 1.0).unwrap();
         assert_close(&penalty, &[0.0, 0.0, -0.25, -0.5, -1.0, -1.0]);
+    }
+
+    #[test]
+    fn overlong_penalty_scales_with_its_factor_by_hand() {
+        // L_max = 8, L_cache = 4, factor 0.5: no penalty up to 4, then 0.5 · (4 - len) / 4.
+        //   4 → 0;  5 → -0.125;  6 → -0.25;  8 → -0.5;  9 → -0.5.  Factor 0 turns it off.
+        let lengths = Tensor::from_slice(&[4i64, 5, 6, 8, 9]);
+        let penalty = overlong_penalty(&lengths, 8, 4, 0.5).unwrap();
+        assert_close(&penalty, &[0.0, -0.125, -0.25, -0.5, -0.5]);
+        let off = overlong_penalty(&lengths, 8, 4, 0.0).unwrap();
+        assert_close(&off, &[0.0; 5]);
     }
 
     #[test]
     fn overlong_penalty_rejects_bad_intervals() {
         let lengths = Tensor::from_slice(&[1i64]);
-        let err = overlong_penalty(&lengths, 20, 0).unwrap_err();
+        let err = overlong_penalty(&lengths, 20, 0, 1.0).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -121,7 +144,9 @@ mod tests {
             ),
             "{err}"
         );
-        assert!(overlong_penalty(&lengths, 20, 21).is_err());
-        assert!(overlong_penalty(&lengths, 0, 0).is_err());
+        assert!(overlong_penalty(&lengths, 20, 21, 1.0).is_err());
+        assert!(overlong_penalty(&lengths, 0, 0, 1.0).is_err());
+        assert!(overlong_penalty(&lengths, 20, 4, -1.0).is_err());
+        assert!(overlong_penalty(&lengths, 20, 4, f64::NAN).is_err());
     }
 }

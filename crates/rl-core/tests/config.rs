@@ -182,7 +182,7 @@ fn env_and_reward_keys_are_parsed_and_validated() {
     assert_eq!(config.env.eval_fraction, 0.25);
     assert_eq!(config.reward.format_tags, ["answer"]);
 
-    let cases: &[(&[&str], &str)] = &[
+    assert_refused(&[
         (&["env.operands=1"], "env.operands = 1: must be in [2, 8]"),
         (&["env.operand_range=[5, 1]"], "env.operand_range = [5, 1]"),
         (&["env.operators=[]"], "env.operators = []"),
@@ -212,11 +212,137 @@ fn env_and_reward_keys_are_parsed_and_validated() {
             &["reward.format_tags=[\"a b\"]"],
             "reward.format_tags = \"a b\"",
         ),
-    ];
+    ]);
+    let msg = message("[env]\noperators = [\"^\"]\n", &[]);
+    assert!(msg.contains("unknown variant `^`"), "{msg}");
+}
+
+/// Each `(overrides, needle)`: the config is refused with a message containing `needle`.
+fn assert_refused(cases: &[(&[&str], &str)]) {
     for (overrides, needle) in cases {
         let msg = message("", overrides);
         assert!(msg.contains(needle), "{overrides:?}: {msg}");
     }
-    let msg = message("[env]\noperators = [\"^\"]\n", &[]);
-    assert!(msg.contains("unknown variant `^`"), "{msg}");
+}
+
+#[test]
+fn eval_and_rollout_capacity_keys_are_parsed_and_validated() {
+    let config = load(
+        "[eval]\nevery = 0\ntasks = 50\nk = 8\n[rollout]\nmax_batch = 16\nmax_seq_len = 320\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        (config.eval.every, config.eval.tasks, config.eval.k),
+        (0, 50, 8)
+    );
+    assert_eq!(
+        (config.rollout.max_batch, config.rollout.max_seq_len),
+        (16, 320)
+    );
+    assert_refused(&[
+        (&["eval.tasks=0"], "eval.tasks = 0: must be at least 1"),
+        (&["eval.k=0"], "eval.k = 0: must be at least 1"),
+        (
+            &["eval.k=4", "rollout.temperature=0"],
+            "eval.k = 4: pass@k samples at rollout.temperature, which is 0 (greedy): set rollout.temperature > 0 or eval.k = 1",
+        ),
+        (
+            &["rollout.max_batch=0"],
+            "rollout.max_batch = 0: must be at least 1",
+        ),
+        (
+            &["rollout.max_seq_len=1"],
+            "rollout.max_seq_len = 1: must be 0 (the model's context) or at least 2",
+        ),
+        (
+            &["rollout.max_seq_len=300"],
+            "rollout.max_seq_len = 300: a sequence holds rollout.max_prompt_tokens + rollout.max_new_tokens = 320 tokens: raise rollout.max_seq_len to 320",
+        ),
+    ]);
+}
+
+#[test]
+fn the_overlong_buffer_is_dapo_s_and_fits_under_max_new_tokens() {
+    let config = load(
+        "[algorithm]\nname = \"dapo\"\noverlong_buffer = 16\noverlong_penalty = 0.5\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.algorithm.overlong_buffer, 16);
+    assert_eq!(config.algorithm.overlong_penalty, 0.5);
+    assert_refused(&[
+        (
+            &["algorithm.overlong_buffer=16"],
+            "algorithm.overlong_buffer = 16: only algorithm.name = \"dapo\" (with its advantage, \"group_norm\") applies the overlong punishment: set algorithm.overlong_buffer = 0 or algorithm.name = \"dapo\"",
+        ),
+        (
+            &[
+                "algorithm.name=\"dapo\"",
+                "algorithm.advantage=\"rloo\"",
+                "algorithm.overlong_buffer=16",
+            ],
+            "only algorithm.name = \"dapo\" (with its advantage, \"group_norm\")",
+        ),
+        (
+            &["algorithm.name=\"dapo\"", "algorithm.overlong_buffer=64"],
+            "algorithm.overlong_buffer = 64: the punished interval ends at rollout.max_new_tokens = 64 and must be shorter: lower algorithm.overlong_buffer or raise rollout.max_new_tokens",
+        ),
+        (
+            &["algorithm.overlong_penalty=-1"],
+            "algorithm.overlong_penalty = -1: must be a finite number >= 0",
+        ),
+    ]);
+}
+
+#[test]
+fn the_reinforce_pp_baseline_advantage_needs_groups() {
+    let config = load(
+        "[algorithm]\nname = \"reinforce_pp\"\nadvantage = \"reinforce_pp_baseline\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        config.algorithm.advantage,
+        Some(Advantage::ReinforcePpBaseline)
+    );
+    let msg = message(
+        "[algorithm]\nname = \"reinforce_pp\"\nadvantage = \"reinforce_pp_baseline\"\n",
+        &["rollout.samples_per_prompt=1"],
+    );
+    assert!(
+        msg.contains("algorithm.advantage = \"reinforce_pp_baseline\" compares samples of the same prompt: set rollout.samples_per_prompt >= 2"),
+        "{msg}"
+    );
+    // Plain REINFORCE++ whitens over the batch and needs no group.
+    load(
+        "[algorithm]\nname = \"reinforce_pp\"",
+        &["rollout.samples_per_prompt=1", "learner.mini_batch_size=8"],
+    )
+    .unwrap();
+}
+
+#[test]
+fn keys_of_features_not_built_yet_are_refused_unless_at_their_defaults() {
+    assert_refused(&[
+        (
+            &["placement.learners=2"],
+            "placement.learners = 2: not available yet: a learner group of more than one rank arrives with the distributed runtime; set placement.learners = 1",
+        ),
+        (
+            &["placement.backend=\"nccl\""],
+            "placement.backend = \"nccl\": not available yet: choosing the learner group's collective backend arrives with the distributed runtime; set placement.backend = \"auto\"",
+        ),
+        (
+            &["placement.rendezvous=\"127.0.0.1:29500\""],
+            "placement.rendezvous = \"127.0.0.1:29500\": not available yet: learner processes meet at a rendezvous store with the distributed runtime; remove placement.rendezvous",
+        ),
+        (
+            &["learner.gradient_checkpointing=true"],
+            "learner.gradient_checkpointing = true: not available yet: recomputing activations needs a checkpoint API that tch does not offer; set learner.gradient_checkpointing = false",
+        ),
+    ]);
+    // One key says where a remote scorer is: reward.url.
+    let msg = message("[placement]\nreward_server = \"http://h:1\"\n", &[]);
+    assert!(msg.contains("unknown field `reward_server`"), "{msg}");
 }

@@ -190,7 +190,7 @@ fn nan_rewards_and_nan_logprobs_are_clear_errors() {
     let b = batch([1.0, 0.0, 1.0, 0.0], [&[5, 6], &[7], &[5], &[9, 9]]);
     let mut config = rl_core::config::AlgorithmConfig::default();
     config.resolve();
-    let mut grpo = rl_algorithms::from_config(&config).unwrap();
+    let mut grpo = rl_algorithms::from_config(&config, 64).unwrap();
     let mut poisoned = b;
     let _ = poisoned.old_logprobs.fill_(f64::NAN);
     let targets = grpo.targets(&poisoned).unwrap();

@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::validate::{Validator, quoted};
+use super::{
+    rollout::RolloutConfig,
+    validate::{Validator, quoted},
+};
 
 crate::choice! {
     /// The algorithm; it decides the defaults of the keys below.
@@ -32,6 +35,9 @@ crate::choice! {
         Rloo = "rloo",
         /// Discounted return normalised over the whole batch.
         ReinforcePp = "reinforce_pp",
+        /// REINFORCE++-baseline: the group's mean reward subtracted first, then as
+        /// `reinforce_pp` (veRL's `reinforce_plus_plus_baseline`).
+        ReinforcePpBaseline = "reinforce_pp_baseline",
     }
 }
 
@@ -103,6 +109,11 @@ pub struct AlgorithmConfig {
     pub vf_coef: f64,
     /// Updates at the start during which only the critic learns (PPO).
     pub critic_warmup: u64,
+    /// DAPO's soft overlong punishment (Yu et al. 2025, §3.4): the last this many tokens before
+    /// `rollout.max_new_tokens`, over which a response's reward is reduced linearly; 0 = off.
+    pub overlong_buffer: u32,
+    /// The largest reduction of the overlong punishment, reached at `rollout.max_new_tokens`.
+    pub overlong_penalty: f64,
 }
 
 impl Default for AlgorithmConfig {
@@ -126,6 +137,8 @@ impl Default for AlgorithmConfig {
             dual_clip: 0.0,
             vf_coef: 1.0,
             critic_warmup: 0,
+            overlong_buffer: 0,
+            overlong_penalty: 1.0,
         }
     }
 }
@@ -154,7 +167,7 @@ impl AlgorithmConfig {
         self.advantage == Some(Advantage::Gae)
     }
 
-    pub(crate) fn validate(&self, v: &mut Validator, samples_per_prompt: u32) {
+    pub(crate) fn validate(&self, v: &mut Validator, rollout: &RolloutConfig) {
         v.open_range("algorithm.clip_ratio", self.clip_ratio, 0.0, 1.0);
         if let Some(high) = self.clip_ratio_high {
             v.open_range("algorithm.clip_ratio_high", high, 0.0, 1.0);
@@ -175,8 +188,16 @@ impl AlgorithmConfig {
             "must be 0 (off) or > 1",
         );
         v.non_negative("algorithm.vf_coef", self.vf_coef);
+        v.non_negative("algorithm.overlong_penalty", self.overlong_penalty);
+        if self.overlong_buffer > 0 {
+            self.validate_overlong(v, rollout.max_new_tokens);
+        }
+        let samples_per_prompt = rollout.samples_per_prompt;
         if let Some(adv) = self.advantage {
-            let grouped = matches!(adv, Advantage::GroupNorm | Advantage::Rloo);
+            let grouped = matches!(
+                adv,
+                Advantage::GroupNorm | Advantage::Rloo | Advantage::ReinforcePpBaseline
+            );
             let rule = format!(
                 "algorithm.advantage = \"{adv}\" compares samples of the same prompt: set rollout.samples_per_prompt >= 2"
             );
@@ -194,5 +215,26 @@ impl AlgorithmConfig {
                 rule,
             );
         }
+    }
+
+    /// The overlong punishment is DAPO's reward shaping (the only algorithm that applies it),
+    /// and its interval must fit under the length limit.
+    fn validate_overlong(&self, v: &mut Validator, max_new_tokens: u32) {
+        let dapo = self.name == AlgorithmName::Dapo
+            && self.advantage.is_none_or(|a| a == Advantage::GroupNorm);
+        v.require(
+            dapo,
+            "algorithm.overlong_buffer",
+            self.overlong_buffer,
+            "only algorithm.name = \"dapo\" (with its advantage, \"group_norm\") applies the overlong punishment: set algorithm.overlong_buffer = 0 or algorithm.name = \"dapo\"",
+        );
+        v.require(
+            self.overlong_buffer < max_new_tokens,
+            "algorithm.overlong_buffer",
+            self.overlong_buffer,
+            format!(
+                "the punished interval ends at rollout.max_new_tokens = {max_new_tokens} and must be shorter: lower algorithm.overlong_buffer or raise rollout.max_new_tokens"
+            ),
+        );
     }
 }

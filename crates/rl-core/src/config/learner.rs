@@ -44,7 +44,8 @@ pub struct LearnerConfig {
     pub micro_batch_tokens: u32,
     /// Keep f32 master weights and optimiser state when the model computes in bf16/f16.
     pub fp32_master_weights: bool,
-    /// Recompute activations in the backward pass to save memory.
+    /// Recompute activations in the backward pass to save memory; refused until the model
+    /// can recompute them.
     pub gradient_checkpointing: bool,
 }
 
@@ -87,6 +88,12 @@ impl LearnerConfig {
         );
         v.positive("learner.adam_eps", self.adam_eps);
         v.non_negative("learner.grad_clip", self.grad_clip);
+        v.not_yet(
+            !self.gradient_checkpointing,
+            "learner.gradient_checkpointing",
+            self.gradient_checkpointing,
+            "recomputing activations needs a checkpoint API that tch does not offer; set learner.gradient_checkpointing = false (lower learner.micro_batch_size or set learner.micro_batch_tokens to save memory)",
+        );
         v.at_least_one("learner.mini_batch_size", self.mini_batch_size.into());
         v.at_least_one("learner.micro_batch_size", self.micro_batch_size.into());
         let mini = u64::from(self.mini_batch_size);

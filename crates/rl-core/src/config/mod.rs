@@ -87,14 +87,13 @@ impl Config {
         self.env.validate(&mut v);
         self.rollout.validate(&mut v);
         self.reward.validate(&mut v);
-        self.algorithm
-            .validate(&mut v, self.rollout.samples_per_prompt);
+        self.algorithm.validate(&mut v, &self.rollout);
         self.learner
             .validate(&mut v, self.rollout.samples_per_step());
         self.placement.validate(&mut v);
         self.logging.validate(&mut v);
         self.checkpoint.validate(&mut v);
-        self.eval.validate(&mut v);
+        self.eval.validate(&mut v, self.rollout.temperature);
         self.preference
             .validate(&mut v, self.run.trainer == Trainer::RewardModel);
         let violations = v.finish();

@@ -1,4 +1,8 @@
 //! `[placement]`: how many of each role run, on which devices, in this process or elsewhere.
+//!
+//! The learner-group keys (`learners`, `backend`, `rendezvous`) belong to the distributed runtime;
+//! until it lands they take only their defaults, so a config that asks for more is refused rather
+//! than run on one learner without a word.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +29,7 @@ crate::choice! {
 pub struct PlacementConfig {
     /// Rollout-worker actors.
     pub rollout_workers: u32,
-    /// Data-parallel learners.
+    /// Data-parallel learners; only 1 until the distributed runtime.
     pub learners: u32,
     /// Device of the rollout workers.
     pub rollout_device: DeviceSpec,
@@ -33,16 +37,14 @@ pub struct PlacementConfig {
     pub learner_device: DeviceSpec,
     /// Device of the reward model, if any.
     pub reward_device: DeviceSpec,
-    /// Collective backend of the learner group.
+    /// Collective backend of the learner group; only `auto` until the distributed runtime.
     pub backend: Backend,
-    /// Rendezvous store (`host:port`) the learner processes meet at; needed when they are processes.
+    /// Rendezvous store (`host:port`) the learner processes meet at; unset until the distributed
+    /// runtime.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rendezvous: Option<String>,
     /// Addresses (`http://host:port`) of `rl rollout-worker` processes; empty = in-process workers.
     pub rollout_servers: Vec<String>,
-    /// Address of an `rl reward-server`; none = in-process scoring.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reward_server: Option<String>,
 }
 
 impl Default for PlacementConfig {
@@ -56,7 +58,6 @@ impl Default for PlacementConfig {
             backend: Backend::Auto,
             rendezvous: None,
             rollout_servers: Vec::new(),
-            reward_server: None,
         }
     }
 }
@@ -64,23 +65,31 @@ impl Default for PlacementConfig {
 impl PlacementConfig {
     pub(crate) fn validate(&self, v: &mut Validator) {
         v.at_least_one("placement.rollout_workers", self.rollout_workers.into());
-        v.at_least_one("placement.learners", self.learners.into());
-        let rule = "NCCL reduces CUDA tensors: set placement.learner_device = \"cuda\" or backend = \"gloo\"";
-        let nccl_on_cpu = self.backend == Backend::Nccl && self.learner_device == DeviceSpec::Cpu;
-        v.require(!nccl_on_cpu, "placement.backend", quoted("nccl"), rule);
-        let addresses = self
-            .rollout_servers
-            .iter()
-            .map(|a| ("placement.rollout_servers", a));
-        for (key, addr) in addresses.chain(
-            self.reward_server
-                .iter()
-                .map(|a| ("placement.reward_server", a)),
-        ) {
+        v.not_yet(
+            self.learners == 1,
+            "placement.learners",
+            self.learners,
+            "a learner group of more than one rank arrives with the distributed runtime; set placement.learners = 1",
+        );
+        v.not_yet(
+            self.backend == Backend::Auto,
+            "placement.backend",
+            quoted(self.backend.as_str()),
+            "choosing the learner group's collective backend arrives with the distributed runtime; set placement.backend = \"auto\"",
+        );
+        if let Some(addr) = &self.rendezvous {
+            v.not_yet(
+                false,
+                "placement.rendezvous",
+                quoted(addr),
+                "learner processes meet at a rendezvous store with the distributed runtime; remove placement.rendezvous",
+            );
+        }
+        for addr in &self.rollout_servers {
             let ok = addr.starts_with("http://") || addr.starts_with("https://");
             v.require(
                 ok,
-                key,
+                "placement.rollout_servers",
                 quoted(addr),
                 "addresses must look like \"http://host:port\"",
             );

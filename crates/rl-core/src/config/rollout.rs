@@ -22,6 +22,11 @@ pub struct RolloutConfig {
     pub top_p: f64,
     /// Keep only the k most likely tokens; 0 = off.
     pub top_k: u32,
+    /// Completions each rollout worker decodes together (the KV cache's slots).
+    pub max_batch: u32,
+    /// Prompt plus completion tokens per sequence (the KV cache's capacity); 0 = the model's
+    /// context, at most 2048.
+    pub max_seq_len: u32,
 }
 
 impl Default for RolloutConfig {
@@ -34,6 +39,8 @@ impl Default for RolloutConfig {
             temperature: 1.0,
             top_p: 1.0,
             top_k: 0,
+            max_batch: 64,
+            max_seq_len: 0,
         }
     }
 }
@@ -52,5 +59,25 @@ impl RolloutConfig {
         v.closed_range("rollout.temperature", self.temperature, 0.0, 100.0);
         let ok = self.top_p > 0.0 && self.top_p <= 1.0;
         v.require(ok, "rollout.top_p", self.top_p, "must be in (0, 1]");
+        v.at_least_one("rollout.max_batch", self.max_batch.into());
+        if self.max_seq_len > 0 {
+            v.require(
+                self.max_seq_len >= 2,
+                "rollout.max_seq_len",
+                self.max_seq_len,
+                "must be 0 (the model's context) or at least 2",
+            );
+            // u64: two u32 limits may not fit a u32 sum.
+            let needed = u64::from(self.max_prompt_tokens) + u64::from(self.max_new_tokens);
+            let rule = format!(
+                "a sequence holds rollout.max_prompt_tokens + rollout.max_new_tokens = {needed} tokens: raise rollout.max_seq_len to {needed} (or 0 for the model's context) or lower those two"
+            );
+            v.require(
+                needed <= u64::from(self.max_seq_len),
+                "rollout.max_seq_len",
+                self.max_seq_len,
+                rule,
+            );
+        }
     }
 }

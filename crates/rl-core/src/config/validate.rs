@@ -44,6 +44,12 @@ impl Validator {
         }
     }
 
+    /// Records that `key` asks for something not implemented yet, unless `ok` holds (the key is
+    /// at its default). `fix` says which value works today.
+    pub fn not_yet(&mut self, ok: bool, key: &str, value: impl fmt::Display, fix: &str) {
+        self.require(ok, key, value, format!("not available yet: {fix}"));
+    }
+
     /// `lo < value < hi`.
     pub fn open_range(&mut self, key: &str, value: f64, lo: f64, hi: f64) {
         let ok = value > lo && value < hi;
