@@ -15,9 +15,9 @@ use rl_learner::{
     AdamWConfig, Learner, UpdateSettings,
     experience::{self, Rollout},
 };
-use rl_model::{arch::ArchConfig, heads::ScalarModel, hf::LoadedModel, tokenizer::Tokenizer};
+use rl_model::{heads::ScalarModel, hf::LoadedModel, tokenizer::Tokenizer};
 use rl_rollout::{Completion, Engine, EngineConfig, GenerateRequest, Prompt, SamplingParams};
-use tch::{Device, Kind, nn::VarStore};
+use tch::{Device, Kind};
 
 const VOCAB: i64 = 16;
 const PROMPTS: std::ops::Range<u32> = 2..10;
@@ -39,19 +39,9 @@ static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn random_model(seed: i64, kind: Kind) -> LoadedModel {
     let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(seed);
-    let config_json = config();
-    let config = ArchConfig::from_json(config_json.clone()).unwrap();
-    let mut vs = VarStore::new(Device::Cpu);
-    let model = config.build(&vs.root()).unwrap();
-    let _ = tch::no_grad(|| model.lm_head().shallow_clone().zero_());
-    vs.set_kind(kind);
-    LoadedModel {
-        model,
-        vs,
-        config,
-        config_json,
-        source: "random".into(),
-    }
+    let loaded = LoadedModel::random(config(), Device::Cpu, kind).unwrap();
+    let _ = tch::no_grad(|| loaded.model.lm_head().shallow_clone().zero_());
+    loaded
 }
 
 fn correct(c: &Completion) -> bool {
