@@ -86,6 +86,7 @@ fn train_in(
         micro_batch_size: 32,
         micro_batch_tokens: None,
         entropy: false,
+        temperature: 1.0,
         seed: 0,
     };
     let mut config = AlgorithmConfig {

@@ -13,7 +13,9 @@ use rl_model::{
 };
 use tch::{Kind, Tensor, nn::VarStore};
 
-use crate::{AdamW, AdamWConfig, grad, optimizer::StateError, schedule::learning_rate};
+use crate::{
+    AdamW, AdamWConfig, grad, optimizer::StateError, reference_logprobs, schedule::learning_rate,
+};
 
 /// Why an update could not run. The weights are unchanged when it is returned before any
 /// optimiser step; steps already taken in the same call stay.
@@ -52,8 +54,13 @@ pub struct UpdateSettings {
     /// Padded tokens (rows × longest row) per forward/backward pass, at most; None = no budget.
     /// Bounds activation memory when lengths vary.
     pub micro_batch_tokens: Option<usize>,
-    /// Compute the policy's entropy for the loss and metrics.
+    /// Compute the policy's entropy for the loss and metrics: that of the tempered distribution,
+    /// the one the rollouts were sampled from.
     pub entropy: bool,
+    /// Sampling temperature of the rollouts: the update scores tokens under
+    /// `log_softmax(logits / temperature)`, the distribution whose log-probs the sampler
+    /// reported, so the importance ratio starts at 1 (up to rounding). `≤ 0` (greedy) means 1.
+    pub temperature: f64,
     /// Seed of the shuffling.
     pub seed: u64,
 }
@@ -174,6 +181,19 @@ impl Learner {
     /// The policy.
     pub fn model(&self) -> &dyn CausalLm {
         self.model.as_ref()
+    }
+
+    /// The policy's log-probs `[b, t-1]` of `batch` at the settings' temperature, without
+    /// gradient, `micro_batch_size` rows per pass; 0 outside the response mask, like
+    /// `batch.old_logprobs`, which they should match before the first step (see
+    /// [`reference_logprobs`]).
+    pub fn logprobs(&self, batch: &Experience) -> Tensor {
+        reference_logprobs(
+            self.model.as_ref(),
+            batch,
+            self.settings.temperature,
+            self.settings.micro_batch_size,
+        )
     }
 
     /// The weights by HF name, for syncing to rollout workers and checkpoints.
@@ -396,6 +416,7 @@ impl Learner {
                 self.model.as_ref(),
                 &ids,
                 &attention,
+                self.settings.temperature,
                 self.settings.entropy,
                 DEFAULT_CHUNK_TOKENS,
                 |stats| {

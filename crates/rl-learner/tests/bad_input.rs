@@ -41,6 +41,7 @@ fn learner_in(kind: Kind) -> Learner {
         micro_batch_size: 2,
         micro_batch_tokens: None,
         entropy: true,
+        temperature: 1.0,
         seed: 0,
     };
     Learner::new(model, vs, AdamWConfig::default(), settings)
