@@ -87,6 +87,7 @@ fn train_in(
         micro_batch_tokens: None,
         entropy: false,
         temperature: 1.0,
+        fp32_master_weights: true,
         seed: 0,
     };
     let mut config = AlgorithmConfig {

@@ -85,6 +85,7 @@ fn main() {
         micro_batch_tokens: None,
         entropy: false,
         temperature: 1.0,
+        fp32_master_weights: true,
         seed: 0,
     };
     let mut learner = Learner::new(model, vs, AdamWConfig::default(), settings);

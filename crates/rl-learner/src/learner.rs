@@ -61,6 +61,10 @@ pub struct UpdateSettings {
     /// `log_softmax(logits / temperature)`, the distribution whose log-probs the sampler
     /// reported, so the importance ratio starts at 1 (up to rounding). `≤ 0` (greedy) means 1.
     pub temperature: f64,
+    /// Keep f32 master weights (the optimiser's copy) when the model computes in bf16/f16;
+    /// false: AdamW updates the half-precision weights in place, saving 4 bytes per parameter
+    /// at the cost of updates smaller than the weights' precision being rounded away.
+    pub fp32_master_weights: bool,
     /// Seed of the shuffling.
     pub seed: u64,
 }
@@ -89,7 +93,7 @@ struct Critic {
 pub struct Learner {
     model: Box<dyn CausalLm>,
     vs: VarStore,
-    /// f32 master weights when the model computes in bf16/f16.
+    /// f32 master weights when the model computes in bf16/f16 and the settings keep them.
     master: Option<MasterWeights>,
     optimizer: AdamW,
     critic: Option<Critic>,
@@ -108,6 +112,7 @@ impl std::fmt::Debug for Learner {
 
 impl Learner {
     /// A learner over `model` and its variables `vs` (every trainable variable is optimised).
+    /// A bf16/f16 model gets f32 master weights unless `settings.fp32_master_weights` is off.
     pub fn new(
         model: Box<dyn CausalLm>,
         vs: VarStore,
@@ -121,7 +126,8 @@ impl Learner {
             .collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         // Half-precision compute: the optimiser updates f32 masters, which refresh the model.
-        let half = vars.iter().any(|(_, t)| t.kind() != Kind::Float);
+        let half =
+            settings.fp32_master_weights && vars.iter().any(|(_, t)| t.kind() != Kind::Float);
         let mut master = half.then(|| MasterWeights::new(&vs));
         let optimizer = match &mut master {
             Some(master) => {

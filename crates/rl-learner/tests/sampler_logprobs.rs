@@ -58,6 +58,7 @@ fn learner(temperature: f64) -> Learner {
         micro_batch_tokens: None,
         entropy: false,
         temperature,
+        fp32_master_weights: true,
         seed: 0,
     };
     Learner::new(policy.model, policy.vs, AdamWConfig::default(), settings)
