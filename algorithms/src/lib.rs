@@ -12,6 +12,9 @@ pub mod ppo;
 pub mod reinforce_pp;
 pub mod rloo;
 
+#[cfg(test)]
+mod fixtures;
+
 pub use actor_loss::ActorObjective;
 pub use config::from_config;
 pub use dapo::Dapo;
