@@ -11,6 +11,7 @@ pub mod grpo;
 pub mod ppo;
 pub mod reinforce_pp;
 pub mod rloo;
+mod state;
 
 #[cfg(test)]
 mod fixtures;
