@@ -6,7 +6,10 @@
 use rl_core::{AlgorithmError, Loss, LossInputs};
 use tch::{Kind, Tensor};
 
-use crate::core::{AlgoError, KlEstimator, LossAggregation, PpoClip, ppo_policy_loss, token_kl};
+use crate::{
+    common::missing_reference,
+    core::{AlgoError, KlEstimator, LossAggregation, PpoClip, ppo_policy_loss, token_kl},
+};
 
 /// The actor objective's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -15,7 +18,8 @@ pub struct ActorObjective {
     pub clip: PpoClip,
     /// How token losses become one number.
     pub aggregation: LossAggregation,
-    /// KL penalty in the loss: estimator and coefficient (None or 0 = off).
+    /// KL penalty in the loss: estimator and coefficient (None or 0 = off). When on, a
+    /// micro-batch without reference log-probs is an error, never a loss without the penalty.
     pub kl: Option<(KlEstimator, f64)>,
     /// Weight of the entropy bonus (0 = off).
     pub entropy_coef: f64,
@@ -60,9 +64,10 @@ impl ActorObjective {
             ),
         ];
         let mut total = pg_loss;
-        if let (Some((estimator, coef)), Some(reference)) = (self.kl, x.ref_logprobs)
+        if let Some((estimator, coef)) = self.kl
             && coef > 0.0
         {
+            let reference = x.ref_logprobs.ok_or_else(|| missing_reference(name))?;
             let kl = token_kl(x.logprobs, reference, x.mask, estimator).map_err(err)?;
             let kl_loss = reduce(&kl)?;
             metrics.push(("kl/ref".to_owned(), kl_loss.double_value(&[])));
@@ -80,5 +85,50 @@ impl ActorObjective {
             loss: total,
             metrics,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{batch, objective};
+
+    /// The loss of `fixtures::batch` under `objective` at the rollout policy itself.
+    fn loss(objective: &ActorObjective, with_reference: bool) -> Result<Loss, AlgorithmError> {
+        let b = batch(with_reference);
+        let advantages = b.mask.shallow_clone();
+        objective.loss(
+            "grpo",
+            &LossInputs {
+                logprobs: &b.old_logprobs,
+                entropy: None,
+                values: None,
+                old_logprobs: &b.old_logprobs,
+                ref_logprobs: b.ref_logprobs.as_ref(),
+                old_values: None,
+                advantages: &advantages,
+                returns: None,
+                mask: &b.mask,
+                minibatch_tokens: 12.0,
+                minibatch_sequences: 4.0,
+            },
+        )
+    }
+
+    #[test]
+    fn a_kl_in_the_loss_without_reference_logprobs_is_an_error() {
+        let with_kl = objective(Some((KlEstimator::K3, 0.05)));
+        let err = loss(&with_kl, false).unwrap_err();
+        assert_eq!(err.algorithm, "grpo");
+        assert!(
+            err.message
+                .contains("the reference model's log-probs are missing"),
+            "{err}"
+        );
+        let ok = loss(&with_kl, true).unwrap();
+        assert!(ok.metrics.iter().any(|(k, v)| k == "kl/ref" && *v > 0.0));
+        // Without a KL term (or at coefficient 0) there is nothing to miss.
+        assert!(loss(&objective(None), false).is_ok());
+        assert!(loss(&objective(Some((KlEstimator::K3, 0.0))), false).is_ok());
     }
 }

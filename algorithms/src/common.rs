@@ -45,22 +45,37 @@ pub struct KlInReward {
     pub controller: KlController,
 }
 
+/// The error of a KL term whose reference log-probs were not computed: training on without it
+/// would drop the penalty silently.
+pub(crate) fn missing_reference(name: &str) -> AlgorithmError {
+    AlgorithmError {
+        algorithm: name.to_owned(),
+        message: "a KL penalty is configured but the reference model's log-probs are missing \
+                  (Experience::ref_logprobs): compute them with the reference model whenever \
+                  needs().reference is true"
+            .into(),
+    }
+}
+
 /// `coef · KL(rollout policy ‖ reference)` per token `[b, n]` for algorithms that put the KL
 /// in the reward, with metrics `kl/ref` (mean raw KL per token) and `kl/coef`; then updates an
-/// adaptive coefficient with this batch's KL. None when there is no KL term. The reference
-/// log-probs must be present.
+/// adaptive coefficient with this batch's KL. None when there is no KL term or its coefficient
+/// is 0. A KL term without the batch's reference log-probs is an error.
 pub(crate) fn kl_penalty(
     name: &str,
     batch: &Experience,
     kl: Option<&mut KlInReward>,
 ) -> Result<Option<(Tensor, Metrics)>, AlgorithmError> {
-    let Some(kl) = kl.filter(|k| k.controller.value() > 0.0) else {
+    let Some(kl) = kl else {
         return Ok(None);
     };
-    let reference = batch.ref_logprobs.as_ref().ok_or_else(|| AlgorithmError {
-        algorithm: name.to_owned(),
-        message: "a KL penalty needs the reference model's log-probs (ref_logprobs)".into(),
-    })?;
+    let reference = batch
+        .ref_logprobs
+        .as_ref()
+        .ok_or_else(|| missing_reference(name))?;
+    if kl.controller.value() <= 0.0 {
+        return Ok(None);
+    }
     let per_token = token_kl(&batch.old_logprobs, reference, &batch.mask, kl.estimator)
         .map_err(err(name))?
         .detach();
@@ -85,4 +100,33 @@ pub(crate) fn kl_on(kl: Option<(KlEstimator, f64)>) -> bool {
 pub(crate) fn sequence_mean(per_token: &Tensor, mask: &Tensor) -> Tensor {
     let tokens = mask.sum_dim_intlist(1, false, Kind::Float).clamp_min(1.0);
     (per_token * mask).sum_dim_intlist(1, false, Kind::Float) / tokens
+}
+
+#[cfg(test)]
+mod tests {
+    use rl_core::Algorithm;
+
+    use crate::fixtures::{adaptive_kl, batch, ppo, reinforce_pp};
+
+    #[test]
+    fn a_kl_in_the_reward_without_reference_logprobs_is_an_error() {
+        let algorithms: [Box<dyn Algorithm>; 2] = [
+            Box::new(ppo(Some(adaptive_kl()))),
+            Box::new(reinforce_pp(Some(adaptive_kl()))),
+        ];
+        for mut algorithm in algorithms {
+            assert!(algorithm.needs().reference);
+            let err = algorithm.targets(&batch(false)).unwrap_err();
+            assert_eq!(err.algorithm, algorithm.name());
+            assert!(
+                err.message
+                    .contains("the reference model's log-probs are missing"),
+                "{err}"
+            );
+            let targets = algorithm.targets(&batch(true)).unwrap();
+            assert!(targets.metrics.iter().any(|(k, _)| k == "kl/coef"));
+        }
+        // No KL term: no reference needed.
+        assert!(reinforce_pp(None).targets(&batch(false)).is_ok());
+    }
 }

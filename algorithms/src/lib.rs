@@ -11,6 +11,10 @@ pub mod grpo;
 pub mod ppo;
 pub mod reinforce_pp;
 pub mod rloo;
+mod state;
+
+#[cfg(test)]
+mod fixtures;
 
 pub use actor_loss::ActorObjective;
 pub use config::from_config;

@@ -12,6 +12,7 @@ use crate::{
     actor_loss::ActorObjective,
     common::{KlInReward, err, kl_on, kl_penalty, metrics, sequence_mean},
     core::{AdvantageEstimator, AdvantageInput, AdvantageParams, explained_variance, value_loss},
+    state,
 };
 
 /// PPO with a critic.
@@ -31,7 +32,7 @@ pub struct Ppo {
     pub vf_coef: f64,
     /// Updates during which only the critic learns.
     pub critic_warmup: u64,
-    /// Batches seen so far (advanced by `targets`).
+    /// Batches seen so far (advanced by `targets`; saved by `Algorithm::state`).
     pub updates: u64,
 }
 
@@ -133,5 +134,16 @@ impl Algorithm for Ppo {
             loss: total,
             metrics,
         })
+    }
+
+    /// `{"updates": n}`, plus `"kl_coef"` when the KL coefficient adapts.
+    fn state(&self) -> serde_json::Value {
+        state::save(Some(self.updates), self.kl_in_reward.as_ref())
+    }
+
+    fn load_state(&mut self, saved: &serde_json::Value) -> Result<(), AlgorithmError> {
+        let updates = state::load("ppo", saved, true, self.kl_in_reward.as_mut())?;
+        self.updates = updates.unwrap_or_default();
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ use crate::{
     actor_loss::ActorObjective,
     common::{KlInReward, err, kl_on, kl_penalty, metrics, sequence_mean},
     core::{AdvantageEstimator, AdvantageInput, AdvantageParams},
+    state,
 };
 
 /// REINFORCE++ and REINFORCE++-baseline.
@@ -75,5 +76,15 @@ impl Algorithm for ReinforcePp {
 
     fn loss(&self, inputs: &LossInputs<'_>) -> Result<Loss, AlgorithmError> {
         self.objective.loss(self.name(), inputs)
+    }
+
+    /// `{"kl_coef": c}` when the KL coefficient adapts; Null otherwise.
+    fn state(&self) -> serde_json::Value {
+        state::save(None, self.kl_in_reward.as_ref())
+    }
+
+    fn load_state(&mut self, saved: &serde_json::Value) -> Result<(), AlgorithmError> {
+        let name = self.name().to_owned();
+        state::load(&name, saved, false, self.kl_in_reward.as_mut()).map(|_| ())
     }
 }

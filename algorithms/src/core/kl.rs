@@ -71,6 +71,16 @@ pub fn token_kl(
     Ok(kl.masked_fill(&valid.logical_not(), 0.0))
 }
 
+/// A KL coefficient must be finite and ≥ 0 (`algorithm.kl_coef`).
+fn check_coef(coef: f64) -> Result<()> {
+    check::param(
+        "kl_coef",
+        coef,
+        coef >= 0.0 && coef.is_finite(),
+        "must be finite and >= 0",
+    )
+}
+
 /// A KL coefficient that never changes (`algorithm.kl_coef`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FixedKlController {
@@ -80,12 +90,7 @@ pub struct FixedKlController {
 impl FixedKlController {
     /// A fixed coefficient `coef ≥ 0`.
     pub fn new(coef: f64) -> Result<Self> {
-        check::param(
-            "kl_coef",
-            coef,
-            coef >= 0.0 && coef.is_finite(),
-            "must be finite and >= 0",
-        )?;
+        check_coef(coef)?;
         Ok(Self { coef })
     }
 
@@ -103,7 +108,8 @@ impl FixedKlController {
 /// ```
 ///
 /// after each batch of `n_steps` samples (the paper's horizon: 10000). Its state is the
-/// coefficient: save it with the checkpoint (it is `Serialize`).
+/// coefficient: the algorithms' `Algorithm::state` saves it, [`set_value`](Self::set_value)
+/// restores it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AdaptiveKlController {
     coef: f64,
@@ -115,12 +121,7 @@ impl AdaptiveKlController {
     /// Starts at `init_coef ≥ 0`, aiming at `target > 0`, adapting over `horizon > 0` samples.
     pub fn new(init_coef: f64, target: f64, horizon: f64) -> Result<Self> {
         let finite = |x: f64| x.is_finite();
-        check::param(
-            "kl_coef",
-            init_coef,
-            init_coef >= 0.0 && finite(init_coef),
-            "must be finite and >= 0",
-        )?;
+        check_coef(init_coef)?;
         check::param(
             "kl_target",
             target,
@@ -148,6 +149,14 @@ impl AdaptiveKlController {
     /// The KL it aims at.
     pub fn target(&self) -> f64 {
         self.target
+    }
+
+    /// Sets the coefficient to a saved `coef ≥ 0` (resuming a run); an invalid one is an
+    /// error and leaves it unchanged.
+    pub fn set_value(&mut self, coef: f64) -> Result<()> {
+        check_coef(coef)?;
+        self.coef = coef;
+        Ok(())
     }
 
     /// Updates the coefficient from the KL measured on a batch of `n_steps` samples. A NaN or

@@ -166,15 +166,18 @@ pub trait Algorithm: Send {
     /// The loss of one micro-batch.
     fn loss(&self, inputs: &LossInputs<'_>) -> Result<Loss, AlgorithmError>;
 
-    /// State that changes during a run (an adaptive KL coefficient, an update counter), for
-    /// checkpoints; `Null` when there is none.
+    /// What [`targets`](Self::targets) has changed so far (an adaptive KL coefficient, a count
+    /// of updates), for a checkpoint; Null for an algorithm without such state. Numbers are
+    /// stored as they are, so they survive JSON text exactly (with serde_json's
+    /// `float_roundtrip`).
     fn state(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
 
-    /// Restores [`state`](Algorithm::state).
-    fn load_state(&mut self, state: &serde_json::Value) -> Result<(), AlgorithmError> {
-        let _ = state;
+    /// Restores [`state`](Self::state) into an algorithm built from the same configuration, so
+    /// that a resumed run computes what an uninterrupted one would. A state that does not fit
+    /// is an error and changes nothing.
+    fn load_state(&mut self, _state: &serde_json::Value) -> Result<(), AlgorithmError> {
         Ok(())
     }
 }

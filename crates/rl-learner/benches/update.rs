@@ -84,6 +84,8 @@ fn main() {
         micro_batch_size: micro,
         micro_batch_tokens: None,
         entropy: false,
+        temperature: 1.0,
+        fp32_master_weights: true,
         seed: 0,
     };
     let mut learner = Learner::new(model, vs, AdamWConfig::default(), settings);

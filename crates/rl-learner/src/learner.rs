@@ -13,7 +13,9 @@ use rl_model::{
 };
 use tch::{Kind, Tensor, nn::VarStore};
 
-use crate::{AdamW, AdamWConfig, grad, optimizer::StateError, schedule::learning_rate};
+use crate::{
+    AdamW, AdamWConfig, grad, optimizer::StateError, reference_logprobs, schedule::learning_rate,
+};
 
 /// Why an update could not run. The weights are unchanged when it is returned before any
 /// optimiser step; steps already taken in the same call stay.
@@ -52,8 +54,17 @@ pub struct UpdateSettings {
     /// Padded tokens (rows × longest row) per forward/backward pass, at most; None = no budget.
     /// Bounds activation memory when lengths vary.
     pub micro_batch_tokens: Option<usize>,
-    /// Compute the policy's entropy for the loss and metrics.
+    /// Compute the policy's entropy for the loss and metrics: that of the tempered distribution,
+    /// the one the rollouts were sampled from.
     pub entropy: bool,
+    /// Sampling temperature of the rollouts: the update scores tokens under
+    /// `log_softmax(logits / temperature)`, the distribution whose log-probs the sampler
+    /// reported, so the importance ratio starts at 1 (up to rounding). `≤ 0` (greedy) means 1.
+    pub temperature: f64,
+    /// Keep f32 master weights (the optimiser's copy) when the model computes in bf16/f16;
+    /// false: AdamW updates the half-precision weights in place, saving 4 bytes per parameter
+    /// at the cost of updates smaller than the weights' precision being rounded away.
+    pub fp32_master_weights: bool,
     /// Seed of the shuffling.
     pub seed: u64,
 }
@@ -68,6 +79,43 @@ pub struct UpdateStats {
     pub steps: u64,
     /// Steps skipped because the gradient was not finite (logged as a warning each time).
     pub skipped: u64,
+    /// Largest and mean |learner log-prob − sampler log-prob| over the response tokens of the
+    /// first mini-batch, scored before any optimiser step (so by the policy that sampled them):
+    /// the train/inference mismatch. Costs nothing: that pass is the update's own.
+    pub logprob_diff: Option<(f64, f64)>,
+    /// Importance ratios `exp(logprob − old_logprob)` of every response token of every pass
+    /// (for a histogram).
+    pub ratios: Vec<f64>,
+}
+
+/// What the passes of an update observe besides the loss.
+#[derive(Debug, Default)]
+struct Probe {
+    /// Still before the update's first optimiser step.
+    fresh: bool,
+    max_diff: f64,
+    sum_diff: f64,
+    tokens: f64,
+    ratios: Vec<f64>,
+}
+
+impl Probe {
+    /// Records the current log-probs `[m, n]` against the sampler's `old` under `mask`.
+    fn observe(&mut self, logprobs: &Tensor, old: &Tensor, mask: &Tensor) {
+        let on = mask.to_kind(Kind::Bool);
+        let delta = (logprobs - old).masked_select(&on).to_kind(Kind::Double);
+        if delta.numel() == 0 {
+            return;
+        }
+        if self.fresh {
+            let abs = delta.abs();
+            self.max_diff = self.max_diff.max(abs.max().double_value(&[]));
+            self.sum_diff += abs.sum(Kind::Double).double_value(&[]);
+            self.tokens += abs.numel() as f64;
+        }
+        let ratios = delta.exp().to_device(tch::Device::Cpu);
+        self.ratios.extend(Vec::<f64>::try_from(ratios).unwrap_or_default());
+    }
 }
 
 /// A critic being trained beside the policy.
@@ -82,7 +130,7 @@ struct Critic {
 pub struct Learner {
     model: Box<dyn CausalLm>,
     vs: VarStore,
-    /// f32 master weights when the model computes in bf16/f16.
+    /// f32 master weights when the model computes in bf16/f16 and the settings keep them.
     master: Option<MasterWeights>,
     optimizer: AdamW,
     critic: Option<Critic>,
@@ -101,6 +149,7 @@ impl std::fmt::Debug for Learner {
 
 impl Learner {
     /// A learner over `model` and its variables `vs` (every trainable variable is optimised).
+    /// A bf16/f16 model gets f32 master weights unless `settings.fp32_master_weights` is off.
     pub fn new(
         model: Box<dyn CausalLm>,
         vs: VarStore,
@@ -114,7 +163,8 @@ impl Learner {
             .collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         // Half-precision compute: the optimiser updates f32 masters, which refresh the model.
-        let half = vars.iter().any(|(_, t)| t.kind() != Kind::Float);
+        let half =
+            settings.fp32_master_weights && vars.iter().any(|(_, t)| t.kind() != Kind::Float);
         let mut master = half.then(|| MasterWeights::new(&vs));
         let optimizer = match &mut master {
             Some(master) => {
@@ -189,6 +239,19 @@ impl Learner {
     /// The device the policy trains on.
     pub fn device(&self) -> tch::Device {
         self.vs.device()
+    }
+
+    /// The policy's log-probs `[b, t-1]` of `batch` at the settings' temperature, without
+    /// gradient, `micro_batch_size` rows per pass; 0 outside the response mask, like
+    /// `batch.old_logprobs`, which they should match before the first step (see
+    /// [`reference_logprobs`]).
+    pub fn logprobs(&self, batch: &Experience) -> Tensor {
+        reference_logprobs(
+            self.model.as_ref(),
+            batch,
+            self.settings.temperature,
+            self.settings.micro_batch_size,
+        )
     }
 
     /// The weights by HF name, for syncing to rollout workers and checkpoints.
@@ -274,12 +337,16 @@ impl Learner {
             StdRng::seed_from_u64(s.seed ^ self.updates.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut stats = UpdateStats::default();
         let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+        let mut probe = Probe {
+            fresh: true,
+            ..Probe::default()
+        };
         for _ in 0..s.epochs {
             rows.shuffle(&mut rng);
             for mini in rows.chunks(s.mini_batch_size.max(1)) {
                 let step = self.optimizer.steps() + stats.skipped;
                 let lr = learning_rate(s.lr, s.schedule, s.warmup_steps, step, s.total_steps);
-                let metrics = match self.minibatch(algorithm, batch, targets, mini) {
+                let metrics = match self.minibatch(algorithm, batch, targets, mini, &mut probe) {
                     Ok(metrics) => metrics,
                     Err(e) => {
                         // Gradients of the micro-batches before the failure must not leak
@@ -325,9 +392,14 @@ impl Learner {
                     );
                 }
                 self.zero_grad();
+                probe.fresh = false;
             }
         }
         self.updates += 1;
+        if probe.tokens > 0.0 {
+            stats.logprob_diff = Some((probe.max_diff, probe.sum_diff / probe.tokens));
+        }
+        stats.ratios = probe.ratios;
         let n = stats.steps.max(1) as f64;
         stats.metrics = sums.into_iter().map(|(k, v)| (k, v / n)).collect();
         Ok(stats)
@@ -348,6 +420,7 @@ impl Learner {
         batch: &Experience,
         targets: &Targets,
         rows: &[i64],
+        probe: &mut Probe,
     ) -> Result<BTreeMap<String, f64>, LearnerError> {
         let device = batch.input_ids.device();
         let index = Tensor::from_slice(rows).to_device(device);
@@ -411,9 +484,11 @@ impl Learner {
                 self.model.as_ref(),
                 &ids,
                 &attention,
+                self.settings.temperature,
                 self.settings.entropy,
                 DEFAULT_CHUNK_TOKENS,
                 |stats| {
+                    probe.observe(&stats.logprobs, &old, &mask);
                     let result = algorithm.loss(&LossInputs {
                         logprobs: &stats.logprobs,
                         entropy: stats.entropy.as_ref(),

@@ -2,7 +2,8 @@
 //! step — and in every case no NaN in the weights. Covers a batch with no response tokens,
 //! tensors whose shapes disagree, all-equal rewards in every group, NaN log-probs, and a loss
 //! whose gradient is not finite. And that a learner saved and restored (weights, optimiser
-//! state, update count) continues exactly as if it had never stopped.
+//! state, update count) continues exactly as if it had never stopped, and that a bf16 learner
+//! told to keep no f32 master weights keeps none and still learns.
 
 #![allow(clippy::unwrap_used)]
 
@@ -22,6 +23,11 @@ fn learner() -> Learner {
 
 /// A tiny random learner whose model computes in `kind` (bf16: f32 master weights).
 fn learner_in(kind: Kind) -> Learner {
+    learner_with(kind, true)
+}
+
+/// [`learner_in`], with f32 master weights for a half-precision model only if `masters`.
+fn learner_with(kind: Kind, masters: bool) -> Learner {
     tch::manual_seed(0);
     let config = ArchConfig::from_json(serde_json::json!({"model_type": "llama", "vocab_size": 16,
         "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
@@ -41,6 +47,8 @@ fn learner_in(kind: Kind) -> Learner {
         micro_batch_size: 2,
         micro_batch_tokens: None,
         entropy: true,
+        temperature: 1.0,
+        fp32_master_weights: masters,
         seed: 0,
     };
     Learner::new(model, vs, AdamWConfig::default(), settings)
@@ -253,4 +261,26 @@ fn restore_and_continue(kind: Kind) {
             "{kind:?}: {name} differs after save, restore and one more update"
         );
     }
+}
+
+#[test]
+fn without_master_weights_a_bf16_learner_updates_its_own_weights() {
+    let mut l = learner_with(Kind::BFloat16, false);
+    let before = snapshot(&l);
+    let b = batch([1.0, 0.0, 0.5, 0.0], [&[5, 6], &[7], &[5], &[9, 9]]);
+    let mut algo = Plain { poison: 1.0 };
+    let targets = algo.targets(&b).unwrap();
+    let stats = l.update(&algo, &b, &targets).unwrap();
+    assert_eq!(stats.steps, 1);
+    assert!(!unchanged(&before, &l) && all_finite(&l));
+    assert!(l.weights().iter().all(|(_, t)| t.kind() == Kind::BFloat16));
+    let state = l.state();
+    assert!(
+        state.iter().all(|(n, _)| !n.starts_with("master.")),
+        "no f32 copy: {:?}",
+        state.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    // With masters the same learner holds one f32 copy per weight.
+    let with = learner_with(Kind::BFloat16, true).state();
+    assert!(with.iter().any(|(n, _)| n.starts_with("master.")));
 }

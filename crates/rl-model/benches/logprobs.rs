@@ -74,14 +74,15 @@ fn main() {
     for rep in 0..=reps {
         sync();
         let start = Instant::now();
+        let score = || token_logprobs(model.as_ref(), &ids, &mask, 1.0, false, chunk);
         let value = match mode.as_str() {
-            "train" => backward_token_loss(model.as_ref(), &ids, &mask, false, chunk, loss).0,
+            "train" => backward_token_loss(model.as_ref(), &ids, &mask, 1.0, false, chunk, loss).0,
             "train-autograd" => {
-                let value = loss(&token_logprobs(model.as_ref(), &ids, &mask, false, chunk));
+                let value = loss(&score());
                 value.backward();
                 value
             }
-            _ => tch::no_grad(|| loss(&token_logprobs(model.as_ref(), &ids, &mask, false, chunk))),
+            _ => tch::no_grad(|| loss(&score())),
         };
         sync();
         if rep > 0 {

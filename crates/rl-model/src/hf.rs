@@ -30,6 +30,29 @@ pub struct LoadedModel {
     pub source: PathBuf,
 }
 
+impl LoadedModel {
+    /// A freshly initialised model of the HF config `config_json` on `device` in `kind`, for
+    /// tests and benchmarks (seed it with `tch::manual_seed`). The weights are what the
+    /// architecture starts from before a checkpoint is copied in: an untied output head is 0.
+    pub fn random(
+        config_json: serde_json::Value,
+        device: Device,
+        kind: Kind,
+    ) -> Result<Self, ArchError> {
+        let config = ArchConfig::from_json(config_json.clone())?;
+        let mut vs = VarStore::new(device);
+        let model = config.build(&vs.root())?;
+        vs.set_kind(kind);
+        Ok(Self {
+            model,
+            vs,
+            config,
+            config_json,
+            source: "random".into(),
+        })
+    }
+}
+
 /// Loads the HF causal-LM directory `dir` onto `device` in precision `kind`.
 pub fn load_dir(dir: &Path, device: Device, kind: Kind) -> Result<LoadedModel, ModelError> {
     let (config, config_json) = read_config(dir)?;

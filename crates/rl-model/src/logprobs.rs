@@ -1,6 +1,11 @@
 //! Per-token log-probabilities and entropies of a padded batch — the quantity every policy-gradient
 //! loss, KL penalty and reference model needs — computed in chunks of tokens so that the full
 //! `[batch, seq, vocab]` f32 log-softmax never exists at once.
+//!
+//! Scores are taken under the sampling temperature: `log_softmax(logits / T)`, the distribution
+//! the rollout sampler draws from and whose log-probs it reports (`rl_rollout::sampler`), so the
+//! learner's ratio to the rollout log-probs starts at 1 and a reference model is compared on the
+//! same footing. `T ≤ 0` (greedy sampling) scores at `T = 1`, as the sampler does for greedy rows.
 
 use tch::{Kind, Tensor};
 
@@ -15,18 +20,21 @@ pub const DEFAULT_CHUNK_TOKENS: i64 = 4096;
 pub struct TokenStats {
     /// `[b, t-1]` f32: `log p(ids[:, i+1] | ids[:, ..=i])`; 0 where `mask` is false.
     pub logprobs: Tensor,
-    /// `[b, t-1]` f32 entropy of the next-token distribution at each position; 0 where masked.
+    /// `[b, t-1]` f32 entropy of the tempered next-token distribution at each position; 0 where
+    /// masked.
     pub entropy: Option<Tensor>,
     /// `[b, t-1]` bool: both the context token `i` and the target `i+1` are real tokens.
     pub mask: Tensor,
 }
 
 /// Runs `model` over `input_ids` `[b, t]` (i64) with `attention_mask` `[b, t]` (1 = token) and
-/// scores every next token. Differentiable: use under `no_grad` for inference.
+/// scores every next token under `log_softmax(logits / temperature)` (`temperature ≤ 0` means
+/// 1; see the module docs). Differentiable: use under `no_grad` for inference.
 pub fn token_logprobs(
     model: &dyn CausalLm,
     input_ids: &Tensor,
     attention_mask: &Tensor,
+    temperature: f64,
     with_entropy: bool,
     chunk_tokens: i64,
 ) -> TokenStats {
@@ -39,6 +47,7 @@ pub fn token_logprobs(
         &context,
         &targets,
         model.lm_head(),
+        temperature,
         with_entropy,
         chunk_tokens.max(1),
     );
@@ -55,15 +64,29 @@ pub fn token_logprobs(
     }
 }
 
+/// `logits` `[.., vocab]` → f32 `log_softmax(logits / temperature)`, `temperature ≤ 0` or 1
+/// leaving the logits undivided. Divides exactly as the rollout sampler does — f32 logits by an
+/// f32 temperature held in a tensor on their device — so that identical logits give
+/// bit-identical log-probs (CUDA turns division by a host scalar into multiplication by its
+/// reciprocal, which rounds differently).
+fn tempered_log_softmax(logits: &Tensor, temperature: f64) -> Tensor {
+    if temperature <= 0.0 || temperature == 1.0 {
+        return logits.log_softmax(-1, Kind::Float);
+    }
+    let t = Tensor::from_slice(&[temperature as f32]).to_device(logits.device());
+    (logits.to_kind(Kind::Float) / t).log_softmax(-1, Kind::Float)
+}
+
 /// One chunk: `context` `[c, h]`, `targets` `[c]`, `weight` `[vocab, h]` → (`[c]` log-probs,
-/// `[c]` entropies), through a `[c, vocab]` f32 log-softmax.
+/// `[c]` entropies), through a `[c, vocab]` f32 log-softmax at `temperature`.
 fn chunk_stats(
     context: &Tensor,
     targets: &Tensor,
     weight: &Tensor,
+    temperature: f64,
     with_entropy: bool,
 ) -> (Tensor, Option<Tensor>) {
-    let logp = context.matmul(&weight.tr()).log_softmax(-1, Kind::Float); // [c, vocab]
+    let logp = tempered_log_softmax(&context.matmul(&weight.tr()), temperature); // [c, vocab]
     let logprobs = logp
         .gather(-1, &targets.unsqueeze(-1), false)
         .squeeze_dim(-1);
@@ -77,6 +100,7 @@ fn chunked(
     context: &Tensor,
     targets: &Tensor,
     weight: &Tensor,
+    temperature: f64,
     with_entropy: bool,
     chunk: i64,
 ) -> (Tensor, Option<Tensor>) {
@@ -89,6 +113,7 @@ fn chunked(
             &context.narrow(0, start, len),
             &targets.narrow(0, start, len),
             weight,
+            temperature,
             with_entropy,
         );
         logprobs.push(lp);
@@ -104,7 +129,8 @@ fn chunked(
     (cat(logprobs), with_entropy.then(|| cat(entropies)))
 }
 
-/// The training pass with a memory-lean backward: scores the batch like [`token_logprobs`], hands
+/// The training pass with a memory-lean backward: scores the batch like [`token_logprobs`] (at
+/// `temperature`, the recomputed logits in the backward too), hands
 /// the stats to `loss` (their `logprobs`/`entropy` are leaves to differentiate), and
 /// backpropagates the returned scalar into the model's variables. The output projection's backward
 /// runs chunk by chunk, recomputing each chunk's logits, so at most one `[chunk, vocab]` block
@@ -115,6 +141,7 @@ pub fn backward_token_loss(
     model: &dyn CausalLm,
     input_ids: &Tensor,
     attention_mask: &Tensor,
+    temperature: f64,
     with_entropy: bool,
     chunk_tokens: i64,
     loss: impl FnOnce(&TokenStats) -> Tensor,
@@ -127,7 +154,8 @@ pub fn backward_token_loss(
     let leaf = context.detach().set_requires_grad(true);
     let targets = input_ids.narrow(1, 1, seq_len - 1).reshape([-1]); // [n]
     let weight = model.lm_head();
-    let (lp, ent) = tch::no_grad(|| chunked(&leaf, &targets, weight, with_entropy, chunk));
+    let (lp, ent) =
+        tch::no_grad(|| chunked(&leaf, &targets, weight, temperature, with_entropy, chunk));
 
     let mask = attention_mask.to_kind(Kind::Bool);
     let mask = mask
@@ -163,6 +191,7 @@ pub fn backward_token_loss(
                 &leaf.narrow(0, start, len),
                 &targets.narrow(0, start, len),
                 weight,
+                temperature,
                 needs_entropy,
             );
             // Σ upstream · stat over the chunk: its gradient is the chunk's share of the loss's.

@@ -132,8 +132,9 @@ fn smollm2_logprobs_match_transformers() {
     let reference = common::read_json(&fixture);
     let ids = common::tensor(&reference, "input_ids", Kind::Int64);
     let mask = common::tensor(&reference, "attention_mask", Kind::Int64);
-    let stats =
-        tch::no_grad(|| rl_model::token_logprobs(loaded.model.as_ref(), &ids, &mask, true, 64));
+    let stats = tch::no_grad(|| {
+        rl_model::token_logprobs(loaded.model.as_ref(), &ids, &mask, 1.0, true, 64)
+    });
     assert!(
         stats
             .mask

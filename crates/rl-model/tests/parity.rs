@@ -24,7 +24,8 @@ fn check(name: &str, chunk: i64) {
     let loaded = hf::load_dir(&dir, Device::Cpu, Kind::Float).unwrap();
     let ids = tensor(&reference, "input_ids", Kind::Int64);
     let mask = tensor(&reference, "attention_mask", Kind::Int64);
-    let stats = tch::no_grad(|| token_logprobs(loaded.model.as_ref(), &ids, &mask, true, chunk));
+    let stats =
+        tch::no_grad(|| token_logprobs(loaded.model.as_ref(), &ids, &mask, 1.0, true, chunk));
     let valid = tensor(&reference, "valid", Kind::Bool);
     assert!(
         stats.mask.equal(&valid),
@@ -53,7 +54,7 @@ fn check(name: &str, chunk: i64) {
         "{name}: row 0 should be unpadded"
     );
     let alone =
-        tch::no_grad(|| token_logprobs(loaded.model.as_ref(), &row, &row_mask, false, chunk));
+        tch::no_grad(|| token_logprobs(loaded.model.as_ref(), &row, &row_mask, 1.0, false, chunk));
     let theirs = tensor(&reference, "logprobs", Kind::Float).narrow(0, 0, 1);
     let err = (alone.logprobs - theirs).abs().max().double_value(&[]);
     assert!(

@@ -1,5 +1,6 @@
 //! The memory-lean training pass gives the same gradients as plain autograd through the full
-//! log-softmax, for a policy-gradient loss with an entropy bonus, tied and untied heads alike.
+//! log-softmax, for a policy-gradient loss with an entropy bonus, tied and untied heads alike, at
+//! the plain and at a sampling temperature (the backward's recomputed logits are tempered too).
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: that is a test failure
 
@@ -43,26 +44,34 @@ fn chunked_backward_matches_autograd() {
         let _ = mask.narrow(1, 0, 5).get(2).fill_(0); // a left-padded row
         let advantages = Tensor::randn([3, 23], (Kind::Float, Device::Cpu));
 
-        let stats = token_logprobs(loaded.model.as_ref(), &ids, &mask, true, 4096);
-        let expected_loss = loss(&stats, &advantages);
-        expected_loss.backward();
-        let expected = grads(&loaded.vs);
+        for temperature in [1.0, 0.7] {
+            let stats = token_logprobs(loaded.model.as_ref(), &ids, &mask, temperature, true, 4096);
+            let expected_loss = loss(&stats, &advantages);
+            expected_loss.backward();
+            let expected = grads(&loaded.vs);
 
-        let (value, _) = backward_token_loss(loaded.model.as_ref(), &ids, &mask, true, 7, |s| {
-            loss(s, &advantages)
-        });
-        let got = grads(&loaded.vs);
-        assert!(
-            (value.double_value(&[]) - expected_loss.double_value(&[])).abs() < 1e-6,
-            "{name}: loss"
-        );
-        for (var, want) in &expected {
-            let err = (&got[var] - want).abs().max().double_value(&[]);
-            let scale = want.abs().max().double_value(&[]).max(1e-8);
-            assert!(
-                err <= 1e-5 * scale.max(1.0),
-                "{name}: gradient of {var} differs by {err:e} (scale {scale:e})"
+            let (value, _) = backward_token_loss(
+                loaded.model.as_ref(),
+                &ids,
+                &mask,
+                temperature,
+                true,
+                7,
+                |s| loss(s, &advantages),
             );
+            let got = grads(&loaded.vs);
+            assert!(
+                (value.double_value(&[]) - expected_loss.double_value(&[])).abs() < 1e-6,
+                "{name} at T = {temperature}: loss"
+            );
+            for (var, want) in &expected {
+                let err = (&got[var] - want).abs().max().double_value(&[]);
+                let scale = want.abs().max().double_value(&[]).max(1e-8);
+                assert!(
+                    err <= 1e-5 * scale.max(1.0),
+                    "{name} at T = {temperature}: gradient of {var} differs by {err:e} (scale {scale:e})"
+                );
+            }
         }
     }
 }

@@ -20,9 +20,9 @@ use std::time::Instant;
 
 use bench_args::BenchArgs;
 
-use rl_model::{arch::ArchConfig, hf::LoadedModel, tokenizer::Tokenizer};
+use rl_model::{hf::LoadedModel, tokenizer::Tokenizer};
 use rl_rollout::{Engine, EngineConfig, GenerateRequest, Prompt, SamplingParams};
-use tch::{Cuda, Device, Kind, Tensor, nn::VarStore};
+use tch::{Cuda, Device, Kind, Tensor};
 
 /// SmolLM2-135M-Instruct's shape (HF config.json).
 const SMOLLM2: &str = r#"{"model_type": "llama", "vocab_size": 49152, "hidden_size": 576,
@@ -59,18 +59,8 @@ fn main() {
 
     tch::manual_seed(0);
     let config_json: serde_json::Value = serde_json::from_str(&config_text).unwrap();
-    let config = ArchConfig::from_json(config_json.clone()).unwrap();
-    let mut vs = VarStore::new(device);
-    let model = config.build(&vs.root()).unwrap();
-    vs.set_kind(kind);
-    let vocab = model.lm_head().size()[0];
-    let loaded = LoadedModel {
-        model,
-        vs,
-        config,
-        config_json,
-        source: "random".into(),
-    };
+    let loaded = LoadedModel::random(config_json, device, kind).unwrap();
+    let vocab = loaded.model.lm_head().size()[0];
     let engine_config = EngineConfig {
         max_batch: batch,
         max_seq_len: Some(prompt + i64::from(new)),

@@ -65,6 +65,8 @@ pub fn sample(logits: &Tensor, rows: &[RowSampling]) -> Sampled {
         Tensor::from_slice(&v).to_device(device).unsqueeze(1)
     };
     let greedy: Vec<bool> = rows.iter().map(|r| r.temperature == 0.0).collect();
+    // f32 logits over an f32 device tensor, as `rl_model::token_logprobs` divides them: the
+    // learner then recomputes these log-probs bit for bit from the same logits.
     let tempered = if rows
         .iter()
         .all(|r| r.temperature == 0.0 || r.temperature == 1.0)

@@ -35,7 +35,7 @@ fn teacher_forced(model: &dyn CausalLm, prompt: &[u32], completion: &[u32]) -> V
         .map(|&t| i64::from(t))
         .collect();
     let input = Tensor::from_slice(&ids).unsqueeze(0);
-    let stats = rl_model::token_logprobs(model, &input, &input.ones_like(), false, 4096);
+    let stats = rl_model::token_logprobs(model, &input, &input.ones_like(), 1.0, false, 4096);
     let all = Vec::<f32>::try_from(stats.logprobs.squeeze_dim(0).to_kind(Kind::Float)).unwrap();
     all[prompt.len() - 1..].to_vec()
 }

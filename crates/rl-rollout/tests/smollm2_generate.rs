@@ -104,6 +104,7 @@ fn greedy_generation_matches_transformers_on_50_prompts() {
             scorer.model.as_ref(),
             &input,
             &input.ones_like(),
+            1.0,
             false,
             4096,
         );

@@ -54,6 +54,7 @@ pub fn run(args: LogprobsArgs, _console: Console) -> anyhow::Result<()> {
             model.model.as_ref(),
             &input,
             &mask,
+            1.0,
             true,
             rl_model::logprobs::DEFAULT_CHUNK_TOKENS,
         )

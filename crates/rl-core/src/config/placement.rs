@@ -94,5 +94,11 @@ impl PlacementConfig {
                 "addresses must look like \"http://host:port\"",
             );
         }
+        v.not_yet(
+            self.rollout_servers.is_empty(),
+            "placement.rollout_servers",
+            format!("{:?}", self.rollout_servers),
+            "rl train drives rollout workers in other processes with the distributed runtime; set placement.rollout_servers = [] (placement.rollout_workers runs that many in this process)",
+        );
     }
 }

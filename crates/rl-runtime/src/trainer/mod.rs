@@ -326,7 +326,7 @@ impl Trainer {
             tracing::warn!("step {step}: every sample was dropped; no update this step");
         } else {
             let mut batch = build_batch(&sampled, &kept, self.roles.learner.device())?;
-            let temperature = self.config.rollout.temperature;
+            let temperature = roles::sampling_temperature(self.config.rollout.temperature);
             if let Some(reference) = &self.roles.reference {
                 let micro = self.config.learner.micro_batch_size as usize;
                 batch.ref_logprobs = Some(timer.time("ref", || {

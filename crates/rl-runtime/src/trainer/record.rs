@@ -155,11 +155,10 @@ impl StepReport {
         for (part, value) in &scores.parts {
             m = m.scalar(format!("reward/part/{part}"), *value);
         }
-        for (i, s) in sampled.iter().enumerate() {
-            if let Err(why) = &scores.rewards[i] {
+        for (i, r) in scores.rewards.iter().enumerate() {
+            if let Err(why) = r {
                 tracing::debug!("step {step}: sample {i} dropped: {why}");
             }
-            let _ = s;
         }
         Self {
             step,
@@ -190,8 +189,13 @@ impl StepReport {
             i64::from(max_new_tokens),
         ));
         scalars.insert("actor/skipped_steps".into(), stats.skipped as f64);
+        if let Some((max, mean)) = stats.logprob_diff {
+            scalars.insert("actor/logprob_diff_max".into(), max);
+            scalars.insert("actor/logprob_diff_mean".into(), mean);
+        }
         let advantages = masked_values(&targets.advantages, &batch.mask);
         self.histograms.push(("advantage".into(), advantages));
+        self.histograms.push(("ratio".into(), stats.ratios.clone()));
     }
 
     /// Timings, throughput, and (when due) sample generations and histograms.

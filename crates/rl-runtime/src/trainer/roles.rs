@@ -77,7 +77,7 @@ pub fn build(config: &Config, devices: Devices) -> Result<Roles, TrainError> {
     let policy = rl_model::load(&path, devices.learner, devices.kind)
         .map_err(|e| setup("model.path")(&e))?;
     let algorithm =
-        rl_algorithms::from_config(&config.algorithm).map_err(|e| setup("algorithm")(&e))?;
+        rl_algorithms::from_config(&config.algorithm, config.rollout.max_new_tokens).map_err(|e| setup("algorithm")(&e))?;
     let needs = algorithm.needs();
     let reference = if needs.reference {
         let mut frozen = rl_model::load(&path, devices.learner, devices.kind)
@@ -143,12 +143,25 @@ pub fn update_settings(config: &Config) -> UpdateSettings {
         micro_batch_tokens: (l.micro_batch_tokens > 0).then_some(l.micro_batch_tokens as usize),
         entropy: config.algorithm.entropy_coef != 0.0,
         seed: config.run.seed,
+        temperature: sampling_temperature(config.rollout.temperature),
+        fp32_master_weights: l.fp32_master_weights,
     }
 }
 
-/// The engine settings of every rollout worker.
-pub fn engine_config() -> EngineConfig {
-    EngineConfig::default()
+/// The temperature whose distribution the sampler's log-probs describe: greedy decoding (0)
+/// reports them at 1.
+pub fn sampling_temperature(temperature: f64) -> f64 {
+    if temperature > 0.0 { temperature } else { 1.0 }
+}
+
+/// The engine settings of every rollout worker (`rollout.max_batch`, `rollout.max_seq_len`).
+pub fn engine_config(config: &Config) -> EngineConfig {
+    let r = &config.rollout;
+    EngineConfig {
+        max_batch: i64::from(r.max_batch),
+        max_seq_len: (r.max_seq_len > 0).then_some(i64::from(r.max_seq_len)),
+        ..EngineConfig::default()
+    }
 }
 
 /// Starts rollout worker `i`: an engine over its own replica of the policy, on its own thread.
@@ -158,7 +171,7 @@ fn spawn_worker(
     devices: Devices,
 ) -> Result<Arc<dyn RolloutWorker>, RolloutError> {
     let path = config.model.path.clone();
-    let engine = engine_config();
+    let engine = engine_config(config);
     let worker = LocalWorker::spawn(&format!("rollout-{i}"), move || {
         let tokenizer = rl_model::load_tokenizer(&path)
             .map_err(|e| RolloutError::Config(format!("model.path: {e}")))?;
