@@ -128,6 +128,7 @@ fn the_learner_scores_sampled_tokens_as_the_sampler_did() {
                 logprobs: &c.logprobs,
                 reward: 0.0,
                 group: c.request as i64,
+                loss_mask: None,
             })
             .collect();
         let batch = experience::build(&rollouts, EOS, Device::Cpu).unwrap();

@@ -168,10 +168,11 @@ fn summary(
     lines.push(format!("time per phase: {}", phases.join(", ")));
     match &outcome.policy {
         Some(policy) => lines.push(format!(
-            "policy: {} (evaluate it with: rl eval --model {} --env {})",
+            "policy: {} (check it with: rl eval {} --model {} -n {})",
             policy.display(),
+            dir.join(rl_runtime::run_dir::CONFIG_FILE).display(),
             policy.display(),
-            config.env.name
+            config.eval.tasks
         )),
         None => lines.push(format!(
             "continue with: rl train CONFIG --run-dir {} --resume",
