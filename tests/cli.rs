@@ -256,6 +256,10 @@ fn what_this_machine_lacks_is_refused_before_anything_is_written() {
             "placement.learner_device=cuda:7",
             "placement.learner_device = \"cuda:7\"",
         ),
+        (
+            "placement.rollout_device=cuda:7",
+            "placement.rollout_device = \"cuda:7\"",
+        ),
         ("model.path=no/such/model", "no model \"no/such/model\""),
     ];
     for (set, needle) in cases {

@@ -1,7 +1,9 @@
 //! `rl train` end to end, as a user runs it, on a tiny random model with SmolLM2's tokenizer:
 //! every shipped config trains for two steps in its short form; a run stopped and resumed ends
 //! bit-identical to one run straight through; SIGINT saves a checkpoint and exits cleanly; a
-//! reward server that is not there stops the run with an error that names it.
+//! reward server that is not there stops the run with an error that names it; the loop's own
+//! keys (`[run]`, `[logging]`, `[checkpoint]`, `[eval]`, rollout workers, dtype) each show in
+//! the run directory when set off their defaults.
 
 mod common;
 
@@ -188,17 +190,7 @@ fn sigint_saves_a_checkpoint_and_exits_cleanly() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("--resume"), "{text}");
-    let steps: Vec<u64> = fs::read_dir(run.join("checkpoints"))
-        .unwrap()
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .strip_prefix("step-")?
-                .parse()
-                .ok()
-        })
-        .collect();
+    let steps = checkpoints(&run);
     assert_eq!(steps.len(), 1, "{steps:?}");
     assert!(steps[0] >= 1 && steps[0] < 1000);
 }
@@ -229,4 +221,202 @@ fn a_reward_server_that_is_not_there_stops_the_run_naming_it() {
     let err = stderr(&out);
     assert!(err.contains("reward"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// `--set` arguments of `key=value` pairs.
+fn sets(pairs: &[&str]) -> Vec<String> {
+    pairs
+        .iter()
+        .flat_map(|s| ["--set".to_owned(), (*s).to_owned()])
+        .collect()
+}
+
+/// The rows of a samples table (`| prompt | reply | reward |`), header left out.
+fn sample_rows(table: &str) -> Vec<&str> {
+    table.lines().skip(2).collect()
+}
+
+/// The texts logged under `samples`, by step.
+fn samples(events: &serde_json::Value) -> Vec<(u64, String)> {
+    events["texts"]["samples"]
+        .as_array()
+        .map(|texts| {
+            texts
+                .iter()
+                .map(|t| {
+                    let step = t[0].as_u64().expect("a step");
+                    (step, t[1].as_str().expect("a text").to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The checkpoint folders of a run, by step.
+fn checkpoints(run: &Path) -> Vec<u64> {
+    let mut steps: Vec<u64> = fs::read_dir(run.join("checkpoints"))
+        .expect("a checkpoints folder")
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_prefix("step-")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    steps.sort_unstable();
+    steps
+}
+
+/// The loop's keys set off their defaults at once, each asserted where it shows (the table of
+/// `crates/rl-runtime/tests/config_keys.rs` names this test for them). A second run at the
+/// defaults of some of them shows the contrast; a third records nothing, in bf16.
+#[test]
+fn loop_keys_set_off_default_each_show_in_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny(dir.path());
+    let config = repo().join("configs/grpo.toml");
+    let config = config.to_str().unwrap();
+    let model_path = format!("model.path=\"{}\"", model.display());
+    // Shared by the three runs: four samples a step (two prompts, two samples each), prompts cut
+    // to 16 tokens, samples recorded every second step.
+    let shared = [
+        model_path.as_str(),
+        "rollout.prompts_per_step=2",
+        "rollout.samples_per_prompt=2",
+        "learner.mini_batch_size=4",
+        "learner.micro_batch_size=2",
+        "rollout.max_prompt_tokens=16",
+        "eval.tasks=4",
+        "logging.samples_every=2",
+        "logging.samples_per_log=2",
+    ];
+
+    // No --run-dir: run.runs_dir and run.name choose it.
+    let mut args = vec!["train", config];
+    let off = sets(&[
+        "run.name=\"loop\"",
+        "run.runs_dir=\"elsewhere\"",
+        "run.steps=4",
+        "run.seed=7",
+        "placement.rollout_workers=2",
+        "logging.every=2",
+        "logging.histograms=false",
+        "checkpoint.every=1",
+        "checkpoint.keep_last=3",
+        "checkpoint.save_optimizer=false",
+        "eval.every=3",
+        "eval.k=2",
+    ]);
+    let shared_args = sets(&shared);
+    args.extend(shared_args.iter().chain(&off).map(String::as_str));
+    let out = rl(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = dir.path().join("elsewhere/loop");
+    assert!(
+        run.join("config.toml").is_file(),
+        "no run in {}",
+        run.display()
+    );
+
+    // logging.every = 2: steps 2 and 4, plus step 3 for its eval (eval.every = 3) and step 0
+    // for the eval before training.
+    let lines = metrics(&run);
+    let logged: Vec<u64> = lines.iter().map(|l| l["step"].as_u64().unwrap()).collect();
+    assert_eq!(logged, [0, 2, 3, 4]);
+    for line in &lines {
+        let step = line["step"].as_u64().unwrap();
+        // eval.every = 3: before training, at step 3 and after the last; eval.k = 2 and
+        // eval.tasks = 4 at each.
+        if step == 2 {
+            assert!(line.get("eval/accuracy").is_none(), "step 2: {line}");
+        } else {
+            assert!(line["eval/pass@2"].is_f64(), "step {step}: {line}");
+            assert_eq!(line["eval/tasks"], 4.0, "step {step}");
+        }
+        if step > 0 {
+            // prompts_per_step * samples_per_prompt samples, each prompt cut to 16 tokens.
+            assert_eq!(line["rollout/samples"], 4.0, "step {step}");
+            assert_eq!(line["rollout/truncated_prompts"], 4.0, "step {step}");
+            // Two rollout workers, both sent the weights of every update.
+            assert_eq!(
+                line["rollout/policy_version"],
+                (step - 1) as f64,
+                "step {step}"
+            );
+        }
+    }
+
+    // samples_every = 2, samples_per_log = 2; histograms = false.
+    let events = common::read_events(&run);
+    let texts = samples(&events);
+    assert_eq!(texts.iter().map(|t| t.0).collect::<Vec<_>>(), [2, 4]);
+    assert!(
+        texts.iter().all(|t| sample_rows(&t.1).len() == 2),
+        "{texts:?}"
+    );
+    assert_eq!(events["histograms"], serde_json::json!({}));
+
+    // checkpoint.every = 1 and keep_last = 3: steps 2 to 4 kept, without optimiser state.
+    assert_eq!(checkpoints(&run), [2, 3, 4]);
+    for step in [2, 3, 4] {
+        let saved = run.join(format!("checkpoints/step-{step}"));
+        assert!(saved.join("trainer.json").is_file());
+        assert!(!saved.join("optimizer.safetensors").exists(), "step {step}");
+    }
+
+    // The contrast: the same run at run.seed 0, histograms and optimiser state on.
+    let base = dir.path().join("base");
+    let mut two = sets(&shared);
+    two.extend(sets(&["run.steps=2"]));
+    let out = train(dir.path(), Path::new(config), &base, &two);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let base_events = common::read_events(&base);
+    let histograms = base_events["histograms"].as_object().unwrap();
+    for name in ["reward", "advantage", "ratio"] {
+        assert!(histograms.contains_key(name), "{histograms:?}");
+    }
+    assert!(
+        base.join("checkpoints/step-2/optimizer.safetensors")
+            .is_file()
+    );
+    // run.seed draws other tasks: the prompts of step 2 differ.
+    let prompt = |table: &str| {
+        sample_rows(table)[0]
+            .split(" | ")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let base_texts = samples(&base_events);
+    assert_eq!(base_texts[0].0, 2);
+    assert_ne!(prompt(&texts[0].1), prompt(&base_texts[0].1));
+
+    // tensorboard = false, jsonl = false: no metric files; model.dtype = "bf16": the policy is
+    // trained and written in bf16.
+    let quiet = dir.path().join("quiet");
+    let mut one = sets(&shared);
+    one.extend(sets(&[
+        "run.steps=1",
+        "logging.tensorboard=false",
+        "logging.jsonl=false",
+        "model.dtype=\"bf16\"",
+    ]));
+    let out = train(dir.path(), Path::new(config), &quiet, &one);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let files: Vec<String> = fs::read_dir(&quiet)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !files
+            .iter()
+            .any(|f| f == "metrics.jsonl" || f.starts_with("events.out.tfevents")),
+        "{files:?}"
+    );
+    let policy: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(quiet.join("policy/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(policy["torch_dtype"], "bfloat16");
 }

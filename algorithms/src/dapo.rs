@@ -47,12 +47,18 @@ impl Algorithm for Dapo {
     }
 
     fn targets(&mut self, batch: &Experience) -> Result<Targets, AlgorithmError> {
-        let mut scores = batch.rewards.to_kind(Kind::Float);
-        if let Some(o) = self.overlong {
-            let lengths = batch.mask.sum_dim_intlist(1, false, Kind::Float);
-            scores += overlong_penalty(&lengths, o.max_len, o.cache_len, o.factor)
-                .map_err(err("dapo"))?;
-        }
+        let rewards = batch.rewards.to_kind(Kind::Float);
+        // A new tensor, not `+=`: `to_kind` to the kind it already has returns `batch.rewards`
+        // itself, and the caller's batch must not change (a second call would punish twice).
+        let scores = match self.overlong {
+            Some(o) => {
+                let lengths = batch.mask.sum_dim_intlist(1, false, Kind::Float);
+                &rewards
+                    + overlong_penalty(&lengths, o.max_len, o.cache_len, o.factor)
+                        .map_err(err("dapo"))?
+            }
+            None => rewards,
+        };
         let keep = dynamic_sampling_keep(&scores, &batch.groups).map_err(err("dapo"))?;
         let per_sample = grpo_advantage(&scores, &batch.groups, true, 1e-6).map_err(err("dapo"))?;
         let mut metrics = metrics(batch, &per_sample);
@@ -137,5 +143,23 @@ mod tests {
         assert_eq!(keep, [true, true, true, true]);
         assert!(t.advantages.double_value(&[0, 0]) > 0.0);
         assert!(t.advantages.double_value(&[1, 0]) < 0.0);
+    }
+
+    #[test]
+    fn the_overlong_punishment_leaves_the_batch_rewards_as_they_were() {
+        let o = Overlong {
+            max_len: 4,
+            cache_len: 2,
+            factor: 0.5,
+        };
+        let mut algorithm = dapo(Some(o));
+        let b = batch(&[1.0, 0.0, 1.0, 0.0], &[4, 2, 3, 1]);
+        let first = algorithm.targets(&b).unwrap();
+        assert_eq!(
+            Vec::<f32>::try_from(&b.rewards).unwrap(),
+            [1.0, 0.0, 1.0, 0.0]
+        );
+        let second = algorithm.targets(&b).unwrap();
+        assert!(first.advantages.equal(&second.advantages));
     }
 }

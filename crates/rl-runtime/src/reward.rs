@@ -34,19 +34,27 @@ pub fn scorer(config: &Config) -> Result<Box<dyn RewardFn>, RewardError> {
                     ),
                 ));
             }
-            let device =
-                rl_model::resolve_device(config.placement.reward_device, "placement.reward_device")
-                    .map_err(|e| error("model", e.to_string()))?;
-            let settings = ModelScorerSettings {
-                device,
-                kind: rl_model::resolve_kind(config.model.dtype, device),
-                max_length: reward.max_length as usize,
-                batch_size: reward.batch_size as usize,
-            };
-            Box::new(ModelScorer::load(&dir, settings)?)
+            Box::new(ModelScorer::load(&dir, model_settings(config)?)?)
         }
     };
     let scaled = Scaled::from_config(inner, reward)
         .map_err(|e| error(reward.kind.as_str(), e.to_string()))?;
     Ok(Box::new(scaled))
+}
+
+/// Where and how a `reward.kind = "model"` scorer runs: on `placement.reward_device`, in
+/// `model.dtype`, `reward.max_length` tokens per row, `reward.batch_size` rows per pass.
+pub fn model_settings(config: &Config) -> Result<ModelScorerSettings, RewardError> {
+    let device =
+        rl_model::resolve_device(config.placement.reward_device, "placement.reward_device")
+            .map_err(|e| RewardError {
+                reward: "model".to_owned(),
+                message: e.to_string(),
+            })?;
+    Ok(ModelScorerSettings {
+        device,
+        kind: rl_model::resolve_kind(config.model.dtype, device),
+        max_length: config.reward.max_length as usize,
+        batch_size: config.reward.batch_size as usize,
+    })
 }

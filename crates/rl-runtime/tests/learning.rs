@@ -134,7 +134,8 @@ fn roles(config: &Config, reward: Right) -> Roles {
         Engine::new(replica, tokenizer(), EngineConfig::default())
     })
     .unwrap();
-    let algorithm = rl_algorithms::from_config(&config.algorithm, config.rollout.max_new_tokens).unwrap();
+    let algorithm =
+        rl_algorithms::from_config(&config.algorithm, config.rollout.max_new_tokens).unwrap();
     let critic = algorithm
         .needs()
         .critic

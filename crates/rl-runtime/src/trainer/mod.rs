@@ -23,7 +23,7 @@ use std::{
     time::Instant,
 };
 
-use rl_core::{Config, Split, Task};
+use rl_core::{Config, Split, Task, config::RolloutConfig};
 use rl_learner::experience::{self, Rollout};
 use rl_rollout::SamplingParams;
 use tch::Tensor;
@@ -237,14 +237,14 @@ impl Trainer {
             self.step = step;
             let mut metrics = report.metrics.clone();
             let every = self.config.eval.every;
-            if (every > 0 && step % every == 0) || step == steps {
+            if (every > 0 && step.is_multiple_of(every)) || step == steps {
                 let eval = self.evaluate().map_err(|e| self.save_after(e))?;
                 record::eval_metrics(&mut metrics, &eval, self.totals.eval_last);
                 last_accuracy = Some(eval.accuracy);
                 progress.eval(step, &eval);
             }
             let log_every = self.config.logging.every;
-            if step % log_every == 0
+            if step.is_multiple_of(log_every)
                 || step == steps
                 || metrics.scalars.contains_key("eval/accuracy")
             {
@@ -253,7 +253,7 @@ impl Trainer {
             }
             progress.step(&report);
             let every = self.config.checkpoint.every;
-            if every > 0 && step % every == 0 && step < steps {
+            if every > 0 && step.is_multiple_of(every) && step < steps {
                 self.save()?;
             }
         }
@@ -293,7 +293,7 @@ impl Trainer {
             )
             .map_err(|e| TrainError::Rollout(e.to_string()))?;
         let plan = RolloutPlan {
-            params: self.sampling(),
+            params: sampling_params(r),
             samples: r.samples_per_prompt as usize,
             max_prompt_tokens: r.max_prompt_tokens as usize,
             seed: step_seed(seed, step, Stream::Rollout),
@@ -366,18 +366,6 @@ impl Trainer {
         Ok(report)
     }
 
-    /// The sampling parameters of training rollouts.
-    fn sampling(&self) -> SamplingParams {
-        let r = &self.config.rollout;
-        SamplingParams {
-            temperature: r.temperature,
-            top_p: r.top_p,
-            top_k: r.top_k,
-            max_new_tokens: r.max_new_tokens,
-            ..SamplingParams::default()
-        }
-    }
-
     /// Sends the learner's weights to every rollout worker as policy version `version`.
     fn sync(&self, version: u64) -> Result<(), TrainError> {
         for (i, worker) in self.roles.workers.iter().enumerate() {
@@ -394,16 +382,11 @@ impl Trainer {
         let started = Instant::now();
         let r = &self.config.rollout;
         let e = &self.config.eval;
-        let temperature = if r.temperature > 0.0 {
-            r.temperature
-        } else {
-            1.0
-        };
         let plan = EvalPlan {
             greedy: SamplingParams::greedy(r.max_new_tokens),
             sampled: SamplingParams {
-                temperature,
-                ..self.sampling()
+                temperature: roles::sampling_temperature(r.temperature),
+                ..sampling_params(r)
             },
             k: e.k,
             max_prompt_tokens: r.max_prompt_tokens as usize,
@@ -442,7 +425,7 @@ impl Trainer {
             .map_err(|e| invalid(dir, e))?;
             if let Some(critic) = roles.learner.critic() {
                 let weights = sorted(critic.vs.variables());
-                Tensor::write_safetensors(&weights, &dir.join(CRITIC_FILE))
+                Tensor::write_safetensors(&weights, dir.join(CRITIC_FILE))
                     .map_err(|e| invalid(dir, e))?;
             }
             if save_optimizer {
@@ -595,6 +578,18 @@ fn build_batch(
         })
         .collect();
     experience::build(&rollouts, 0, device).map_err(|e| TrainError::Update(e.to_string()))
+}
+
+/// The sampling parameters of training rollouts (and of pass@k samples): `rollout.temperature`,
+/// `top_p`, `top_k` and `max_new_tokens`.
+pub fn sampling_params(r: &RolloutConfig) -> SamplingParams {
+    SamplingParams {
+        temperature: r.temperature,
+        top_p: r.top_p,
+        top_k: r.top_k,
+        max_new_tokens: r.max_new_tokens,
+        ..SamplingParams::default()
+    }
 }
 
 /// A stop flag that SIGINT sets, for [`Trainer::run`].

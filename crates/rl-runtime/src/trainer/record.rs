@@ -212,7 +212,7 @@ impl StepReport {
         scalars.insert("perf/tokens_per_s".into(), tokens as f64 / seconds);
         scalars.insert("perf/samples_per_s".into(), sampled.len() as f64 / seconds);
         let l = &config.logging;
-        if l.samples_every > 0 && self.step % l.samples_every == 0 {
+        if l.samples_every > 0 && self.step.is_multiple_of(l.samples_every) {
             let text = samples_table(tasks, sampled, &self.rewards, l.samples_per_log as usize);
             self.metrics.texts.insert("samples".into(), text);
         }
@@ -224,9 +224,12 @@ impl StepReport {
     }
 }
 
-/// `eval/accuracy`, `eval/pass@k` and `timing_s/eval` into `m`.
+/// `eval/accuracy`, `eval/pass@k`, `eval/tasks` (how many held-out tasks were answered: at most
+/// `eval.tasks`, fewer when the split is smaller) and `timing_s/eval` into `m`.
 pub fn eval_metrics(m: &mut StepMetrics, eval: &Evaluation, seconds: f64) {
     m.scalars.insert("eval/accuracy".into(), eval.accuracy);
+    m.scalars
+        .insert("eval/tasks".into(), eval.greedy.len() as f64);
     if let Some((k, pass)) = eval.pass_at_k {
         m.scalars.insert(format!("eval/pass@{k}"), pass);
     }

@@ -76,8 +76,8 @@ pub fn build(config: &Config, devices: Devices) -> Result<Roles, TrainError> {
 
     let policy = rl_model::load(&path, devices.learner, devices.kind)
         .map_err(|e| setup("model.path")(&e))?;
-    let algorithm =
-        rl_algorithms::from_config(&config.algorithm, config.rollout.max_new_tokens).map_err(|e| setup("algorithm")(&e))?;
+    let algorithm = rl_algorithms::from_config(&config.algorithm, config.rollout.max_new_tokens)
+        .map_err(|e| setup("algorithm")(&e))?;
     let needs = algorithm.needs();
     let reference = if needs.reference {
         let mut frozen = rl_model::load(&path, devices.learner, devices.kind)
@@ -99,17 +99,12 @@ pub fn build(config: &Config, devices: Devices) -> Result<Roles, TrainError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| setup("rollout worker")(&e))?;
 
-    let l = &config.learner;
-    let adamw = AdamWConfig {
-        betas: (l.adam_betas[0], l.adam_betas[1]),
-        eps: l.adam_eps,
-        weight_decay: l.weight_decay,
-    };
     let policy_meta = (policy.config_json.clone(), policy.source.clone());
     let LoadedModel { model, vs, .. } = policy;
-    let mut learner = Learner::new(model, vs, adamw, update_settings(config));
+    let opt = optimizers(config);
+    let mut learner = Learner::new(model, vs, opt.adamw, update_settings(config));
     if let Some(critic) = critic {
-        learner = learner.with_critic(critic, adamw, l.critic_lr);
+        learner = learner.with_critic(critic, opt.adamw, opt.critic_lr);
     }
     Ok(Roles {
         env,
@@ -145,6 +140,28 @@ pub fn update_settings(config: &Config) -> UpdateSettings {
         seed: config.run.seed,
         temperature: sampling_temperature(config.rollout.temperature),
         fp32_master_weights: l.fp32_master_weights,
+    }
+}
+
+/// The learner's optimisers (from `[learner]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Optimizers {
+    /// AdamW's settings, the policy's and the critic's alike.
+    pub adamw: AdamWConfig,
+    /// The critic's peak learning rate (it follows the policy's schedule).
+    pub critic_lr: f64,
+}
+
+/// The optimisers `[learner]` describes: `adam_betas`, `adam_eps`, `weight_decay`, `critic_lr`.
+pub fn optimizers(config: &Config) -> Optimizers {
+    let l = &config.learner;
+    Optimizers {
+        adamw: AdamWConfig {
+            betas: (l.adam_betas[0], l.adam_betas[1]),
+            eps: l.adam_eps,
+            weight_decay: l.weight_decay,
+        },
+        critic_lr: l.critic_lr,
     }
 }
 
