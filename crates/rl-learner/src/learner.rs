@@ -114,7 +114,8 @@ impl Probe {
             self.tokens += abs.numel() as f64;
         }
         let ratios = delta.exp().to_device(tch::Device::Cpu);
-        self.ratios.extend(Vec::<f64>::try_from(ratios).unwrap_or_default());
+        self.ratios
+            .extend(Vec::<f64>::try_from(ratios).unwrap_or_default());
     }
 }
 

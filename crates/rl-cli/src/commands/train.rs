@@ -65,11 +65,9 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
         .with_context(|| {
         format!("cannot create the metric files in {}", dir.path().display())
     })?;
-    if !args.resume {
-        let text = toml.lines().map(|l| format!("    {l}")).collect::<Vec<_>>();
-        let setup = StepMetrics::default().text("config", text.join("\n"));
-        metrics.write(0, &setup)?;
-    }
+    // Each session logs the config it ran with (a resumed run may have changed it).
+    let text = toml.lines().map(|l| format!("    {l}")).collect::<Vec<_>>();
+    metrics.write(0, &StepMetrics::default().text("config", text.join("\n")))?;
     info!(
         algorithm = %config.algorithm.name,
         model = %config.model.path,
