@@ -420,3 +420,64 @@ fn loop_keys_set_off_default_each_show_in_the_run() {
             .unwrap();
     assert_eq!(policy["torch_dtype"], "bfloat16");
 }
+
+#[test]
+fn the_reward_configs_train_in_their_short_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny(dir.path());
+    let configs = repo().join("configs");
+    // A reward model on MiniLM from the shipped pairs (paths in configs are relative to the
+    // repository, where `make train` runs).
+    let rm_run = dir.path().join("rm");
+    let rm_args: Vec<String> = ["run.steps=2", "preference.eval_every=0"]
+        .iter()
+        .flat_map(|s| ["--set".to_owned(), (*s).to_owned()])
+        .collect();
+    let out = train(
+        &repo(),
+        &configs.join("reward-model.toml"),
+        &rm_run,
+        &rm_args,
+    );
+    assert!(out.status.success(), "reward-model: {}", stderr(&out));
+    let reward_model = rm_run.join("reward_model");
+    assert!(reward_model.join("config.json").is_file());
+
+    // PPO against it.
+    let mut args = short(&model, 2);
+    args.extend([
+        "--set".into(),
+        format!("reward.model=\"{}\"", reward_model.display()),
+    ]);
+    let run = dir.path().join("rm-ppo");
+    let out = train(dir.path(), &configs.join("rm-ppo.toml"), &run, &args);
+    assert!(out.status.success(), "rm-ppo: {}", stderr(&out));
+    assert!(
+        metrics(&run)
+            .iter()
+            .any(|l| l["step"] == 2 && l.get("critic/vf_loss").is_some())
+    );
+
+    // Scored by an `rl reward-server` in its own process.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rl"));
+    command
+        .args(["reward-server", "--config"])
+        .arg(configs.join("grpo.toml"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("RL_REWARD_TOKEN");
+    let server = common::Served::start(command, dir.path().join("server.log"));
+    let mut args = short(&model, 2);
+    args.extend([
+        "--set".into(),
+        format!("reward.url=\"http://{}\"", server.addr),
+    ]);
+    let run = dir.path().join("remote");
+    let out = train(dir.path(), &configs.join("remote-reward.toml"), &run, &args);
+    server.stop();
+    assert!(out.status.success(), "remote-reward: {}", stderr(&out));
+    assert!(
+        metrics(&run)
+            .iter()
+            .any(|l| l["step"] == 2 && l.get("reward/mean").is_some())
+    );
+}
