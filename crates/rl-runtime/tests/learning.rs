@@ -128,12 +128,15 @@ fn config(algorithm: AlgorithmName, steps: u64) -> Config {
 }
 
 fn roles(config: &Config, reward: Right) -> Roles {
+    roles_with(config, reward, EngineConfig::default())
+}
+
+/// [`roles`] with the rollout worker's engine sized by `engine`.
+fn roles_with(config: &Config, reward: Right, engine: EngineConfig) -> Roles {
     let policy = random_model();
     let replica = random_model();
-    let worker = LocalWorker::spawn("rollout", move || {
-        Engine::new(replica, tokenizer(), EngineConfig::default())
-    })
-    .unwrap();
+    let worker =
+        LocalWorker::spawn("rollout", move || Engine::new(replica, tokenizer(), engine)).unwrap();
     let algorithm =
         rl_algorithms::from_config(&config.algorithm, config.rollout.max_new_tokens).unwrap();
     let critic = algorithm
@@ -164,13 +167,14 @@ fn roles(config: &Config, reward: Right) -> Roles {
     }
 }
 
-/// Mean rewards per step.
+/// Mean rewards per step, and the samples each step dropped.
 #[derive(Default)]
-struct Rewards(Vec<f64>);
+struct Rewards(Vec<f64>, Vec<usize>);
 
 impl Progress for Rewards {
     fn step(&mut self, report: &StepReport) {
         self.0.push(report.reward_mean);
+        self.1.push(report.dropped);
     }
 
     fn eval(&mut self, _: u64, _: &Evaluation) {}
@@ -228,4 +232,39 @@ fn a_reward_blind_to_the_output_teaches_nothing() {
         (0.4..0.6).contains(&mean),
         "a fair coin averages 0.5: {mean}"
     );
+}
+
+#[test]
+fn prompts_the_engine_refuses_are_dropped_and_counted_and_the_run_goes_on() {
+    let config = config(AlgorithmName::Grpo, 2);
+    let dir = tempfile::tempdir().unwrap();
+    // A context of one token: every one-token prompt plus its answer overflows it.
+    let tight = EngineConfig {
+        max_seq_len: Some(2),
+        ..EngineConfig::default()
+    };
+    let mut roles = roles_with(&config, Right { coin: None }, tight);
+    roles.env = Box::new(Long);
+    let mut trainer =
+        Trainer::with_roles(config, dir.path(), roles, Metrics::default(), false).unwrap();
+    let mut seen = Rewards::default();
+    let outcome = trainer.run(&AtomicBool::new(false), &mut seen).unwrap();
+    assert_eq!(outcome.step, 2);
+    assert_eq!(seen.1, [64, 64], "every sample is dropped and counted");
+    assert_eq!(outcome.last_accuracy, Some(0.0));
+}
+
+/// Two-token prompts, too long for a two-token context with one new token.
+struct Long;
+
+impl Env for Long {
+    fn name(&self) -> &str {
+        "long"
+    }
+
+    fn tasks(&mut self, _: Split, n: usize, _: u64) -> Result<Vec<Task>, EnvError> {
+        Ok((0..n)
+            .map(|i| Task::single_turn(format!("{i}"), "t2 t3", Some("t9".into())))
+            .collect())
+    }
 }
