@@ -481,3 +481,55 @@ fn the_reward_configs_train_in_their_short_form() {
             .any(|l| l["step"] == 2 && l.get("reward/mean").is_some())
     );
 }
+
+#[test]
+fn a_reward_server_that_goes_away_mid_run_stops_it_with_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny(dir.path());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rl"));
+    command
+        .args(["reward-server", "--config"])
+        .arg(repo().join("configs/grpo.toml"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("RL_REWARD_TOKEN");
+    let server = common::Served::start(command, dir.path().join("server.log"));
+    let run = dir.path().join("run");
+    let mut args = short(&model, 1000);
+    for set in [
+        format!("reward.url=\"http://{}\"", server.addr),
+        "reward.kind=\"remote\"".into(),
+        "reward.attempts=2".into(),
+        "reward.timeout_s=2".into(),
+    ] {
+        args.extend(["--set".into(), set]);
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_rl"))
+        .arg("train")
+        .arg(repo().join("configs/grpo.toml"))
+        .arg("--run-dir")
+        .arg(&run)
+        .args(&args)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !metrics_have_step(&run, 1) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no step after 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.stop();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("reward") && err.contains("--resume"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        run.join("checkpoints").read_dir().unwrap().next().is_some(),
+        "a checkpoint was saved"
+    );
+}

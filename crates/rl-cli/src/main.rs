@@ -52,6 +52,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         || err.downcast_ref::<rl_runtime::RunDirError>().is_some()
         || err.downcast_ref::<rl_model::DeviceError>().is_some()
         || err
+            .downcast_ref::<rl_runtime::trainer::TrainError>()
+            .is_some_and(|e| matches!(e, rl_runtime::trainer::TrainError::Setup(_)))
+        || err
             .downcast_ref::<rl_model::ModelError>()
             .is_some_and(|e| !matches!(e, rl_model::ModelError::Torch(_)));
     if bad_input { 2 } else { 1 }
