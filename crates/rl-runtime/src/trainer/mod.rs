@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod evaluate;
 mod record;
+pub mod reward_model;
 pub mod roles;
 pub mod rollout;
 pub mod score;
