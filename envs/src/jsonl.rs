@@ -37,22 +37,30 @@ impl Jsonl {
             .path
             .as_deref()
             .ok_or_else(|| err("env.path is not set: name the JSON-lines file".into()))?;
-        let text = read(path, "env.path").map_err(err)?;
         let (mut train, mut eval) = (Vec::new(), Vec::new());
-        for (n, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let at = format!("{} line {}", path.display(), n + 1);
-            let task = record(line, config, &at).map_err(err)?;
-            match split_of(problem_hash(&task.id), config.eval_fraction) {
-                Split::Train => train.push(task),
-                Split::Eval => eval.push(task),
+        for task in records(path, "env.path", config).map_err(err)? {
+            match &config.eval_path {
+                Some(_) => train.push(task),
+                None => match split_of(problem_hash(&task.id), config.eval_fraction) {
+                    Split::Train => train.push(task),
+                    Split::Eval => eval.push(task),
+                },
             }
         }
-        if train.is_empty() || eval.is_empty() {
+        if let Some(eval_path) = &config.eval_path {
+            eval = records(eval_path, "env.eval_path", config).map_err(err)?;
+            if train.is_empty() || eval.is_empty() {
+                return Err(err(format!(
+                    "{} holds {} records and env.eval_path {} holds {}: each needs at least one",
+                    path.display(),
+                    train.len(),
+                    eval_path.display(),
+                    eval.len()
+                )));
+            }
+        } else if train.is_empty() || eval.is_empty() {
             return Err(err(format!(
-                "{} gives {} training and {} held-out records with env.eval_fraction = {}: each split needs at least one (more records, or another eval_fraction)",
+                "{} gives {} training and {} held-out records with env.eval_fraction = {}: each split needs at least one (more records, another eval_fraction, or env.eval_path)",
                 path.display(),
                 train.len(),
                 eval.len(),
@@ -94,6 +102,20 @@ impl Env for Jsonl {
             .map(|&i| pool[i].clone())
             .collect())
     }
+}
+
+/// The records of the data file `path` (config key `key`) as tasks.
+fn records(path: &Path, key: &str, config: &EnvConfig) -> Result<Vec<Task>, String> {
+    let text = read(path, key)?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = format!("{} line {}", path.display(), n + 1);
+        out.push(record(line, config, &at)?);
+    }
+    Ok(out)
 }
 
 /// The text of the data file `path` that config key `key` names, at most [`MAX_FILE_BYTES`].

@@ -161,3 +161,37 @@ fn reward_verifier_picks_string_or_regex_matching_for_text_answers() {
     let err = rl_envs::verifier(&env, &bad).err().unwrap();
     assert!(err.to_string().contains("reward.pattern"), "{err}");
 }
+
+#[test]
+fn an_eval_path_is_the_whole_held_out_split_and_path_the_whole_training_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let train_path = gsm8k_like(dir.path(), 50);
+    let eval_dir = dir.path().join("eval");
+    std::fs::create_dir(&eval_dir).unwrap();
+    let eval_path = gsm8k_like(&eval_dir, 7);
+    let mut env = Jsonl::new(&EnvConfig {
+        eval_path: Some(eval_path.clone()),
+        ..config(train_path)
+    })
+    .unwrap();
+    assert_eq!((env.len(Split::Train), env.len(Split::Eval)), (50, 7));
+    let eval: HashSet<String> = env
+        .tasks(Split::Eval, 7, 3)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(eval.len(), 7, "every held-out record, once");
+
+    std::fs::write(&eval_path, "\n").unwrap();
+    let err = Jsonl::new(&EnvConfig {
+        eval_path: Some(eval_path),
+        ..config(gsm8k_like(dir.path(), 50))
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("env.eval_path") && err.contains("holds 0"),
+        "{err}"
+    );
+}

@@ -136,6 +136,7 @@ const KEYS: &[(&str, &str, Effect)] = &[
     ("model.dtype", "\"bf16\"", Run(LOOP)),
     ("env.name", "\"countdown\"", Derived(Env, NONE)),
     ("env.path", "\"{data}\"", Derived(Env, JSONL)),
+    ("env.eval_path", "\"{data}\"", Derived(Env, JSONL_DATA)),
     ("env.prompt_field", "\"question\"", Derived(Env, JSONL_DATA)),
     ("env.answer_field", "\"solution\"", Derived(Env, JSONL_DATA)),
     ("env.system_prompt", "\"Be brief.\"", Derived(Env, NONE)),

@@ -56,6 +56,11 @@ pub struct EnvConfig {
     /// Data file, required by `jsonl`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
+    /// `jsonl`: a second data file that is the whole held-out split; `path` is then the whole
+    /// training split and `eval_fraction` is not used. Lets two systems be compared on exactly
+    /// the same held-out problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_path: Option<PathBuf>,
     /// `jsonl`: the field holding the prompt.
     pub prompt_field: String,
     /// `jsonl`: the field holding the reference answer (GSM8K's `... #### 72` keeps `72`).
@@ -88,6 +93,7 @@ impl Default for EnvConfig {
         Self {
             name: EnvName::Arithmetic,
             path: None,
+            eval_path: None,
             prompt_field: "prompt".to_owned(),
             answer_field: "answer".to_owned(),
             system_prompt: None,
