@@ -86,6 +86,7 @@ fn main() {
         entropy: false,
         temperature: 1.0,
         fp32_master_weights: true,
+        shared_prefix: true,
         seed: 0,
     };
     let mut learner = Learner::new(model, vs, AdamWConfig::default(), settings);

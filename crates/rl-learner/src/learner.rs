@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use rl_core::{Algorithm, AlgorithmError, Experience, LossInputs, Targets, config::LrSchedule};
 use rl_model::{
-    CausalLm, backward_token_loss, heads::ScalarModel, logprobs::DEFAULT_CHUNK_TOKENS,
-    master::MasterWeights,
+    CausalLm, TrainingPass, backward_token_loss, heads::ScalarModel,
+    logprobs::DEFAULT_CHUNK_TOKENS, master::MasterWeights,
 };
 use tch::{Kind, Tensor, nn::VarStore};
 
@@ -61,6 +61,9 @@ pub struct UpdateSettings {
     /// `log_softmax(logits / temperature)`, the distribution whose log-probs the sampler
     /// reported, so the importance ratio starts at 1 (up to rounding). `≤ 0` (greedy) means 1.
     pub temperature: f64,
+    /// Encode the prompt that rows share once per pass ([`rl_model::packing`]); the gradients
+    /// are the per-row pass's up to rounding. Micro-batches then take a group's rows together.
+    pub shared_prefix: bool,
     /// Keep f32 master weights (the optimiser's copy) when the model computes in bf16/f16;
     /// false: AdamW updates the half-precision weights in place, saving 4 bytes per parameter
     /// at the cost of updates smaller than the weights' precision being rounded away.
@@ -345,6 +348,7 @@ impl Learner {
         for _ in 0..s.epochs {
             rows.shuffle(&mut rng);
             for mini in rows.chunks(s.mini_batch_size.max(1)) {
+                let mini = &self.pass_order(batch, mini)?;
                 let step = self.optimizer.steps() + stats.skipped;
                 let lr = learning_rate(s.lr, s.schedule, s.warmup_steps, step, s.total_steps);
                 let metrics = match self.minibatch(algorithm, batch, targets, mini, &mut probe) {
@@ -404,6 +408,19 @@ impl Learner {
         let n = stats.steps.max(1) as f64;
         stats.metrics = sums.into_iter().map(|(k, v)| (k, v / n)).collect();
         Ok(stats)
+    }
+
+    /// The order in which `rows` of one mini-batch go through micro-batches: as given, or with
+    /// shared-prefix packing, each group's rows together (in order of first appearance), so a
+    /// micro-batch holds whole groups. The gradient of a mini-batch is a sum over its rows, so
+    /// the order changes only rounding.
+    fn pass_order(&self, batch: &Experience, rows: &[i64]) -> Result<Vec<i64>, LearnerError> {
+        if !self.settings.shared_prefix {
+            return Ok(rows.to_vec());
+        }
+        let groups = Vec::<i64>::try_from(batch.groups.to_device(tch::Device::Cpu))
+            .map_err(|e| LearnerError::Batch(format!("cannot read group ids: {e}")))?;
+        Ok(group_rows(rows, &groups))
     }
 
     /// Clears the policy's and the critic's gradients.
@@ -481,37 +498,36 @@ impl Learner {
             // The memory-lean pass: the loss sees the log-probs as leaves, and the output
             // projection's backward recomputes each chunk's logits instead of keeping them.
             let mut outcome = None;
-            let _ = backward_token_loss(
-                self.model.as_ref(),
-                &ids,
-                &attention,
-                self.settings.temperature,
-                self.settings.entropy,
-                DEFAULT_CHUNK_TOKENS,
-                |stats| {
-                    probe.observe(&stats.logprobs, &old, &mask);
-                    let result = algorithm.loss(&LossInputs {
-                        logprobs: &stats.logprobs,
-                        entropy: stats.entropy.as_ref(),
-                        values: values.as_ref(),
-                        old_logprobs: &old,
-                        ref_logprobs: reference.as_ref(),
-                        old_values: old_values.as_ref(),
-                        advantages: &adv,
-                        returns: returns.as_ref(),
-                        mask: &mask,
-                        minibatch_tokens: tokens,
-                        minibatch_sequences: rows.len() as f64,
-                    });
-                    // A refused loss still needs a differentiable scalar: zero gradients.
-                    let scalar = match &result {
-                        Ok(loss) => loss.loss.shallow_clone(),
-                        Err(_) => (&stats.logprobs * 0.0).sum(Kind::Float),
-                    };
-                    outcome = Some(result);
-                    scalar
-                },
-            );
+            let pass = TrainingPass {
+                scored: Some(&mask),
+                temperature: self.settings.temperature,
+                with_entropy: self.settings.entropy,
+                chunk_tokens: DEFAULT_CHUNK_TOKENS,
+                shared_prefix: self.settings.shared_prefix,
+            };
+            let _ = backward_token_loss(self.model.as_ref(), &ids, &attention, &pass, |stats| {
+                probe.observe(&stats.logprobs, &old, &mask);
+                let result = algorithm.loss(&LossInputs {
+                    logprobs: &stats.logprobs,
+                    entropy: stats.entropy.as_ref(),
+                    values: values.as_ref(),
+                    old_logprobs: &old,
+                    ref_logprobs: reference.as_ref(),
+                    old_values: old_values.as_ref(),
+                    advantages: &adv,
+                    returns: returns.as_ref(),
+                    mask: &mask,
+                    minibatch_tokens: tokens,
+                    minibatch_sequences: rows.len() as f64,
+                });
+                // A refused loss still needs a differentiable scalar: zero gradients.
+                let scalar = match &result {
+                    Ok(loss) => loss.loss.shallow_clone(),
+                    Err(_) => (&stats.logprobs * 0.0).sum(Kind::Float),
+                };
+                outcome = Some(result);
+                scalar
+            });
             let loss = outcome
                 .ok_or_else(|| LearnerError::Batch("the loss was not computed".into()))??;
             for (k, v) in loss.metrics {
@@ -566,6 +582,22 @@ fn micro_batches(
     out
 }
 
+/// `rows` reordered so rows of one group (`groups[row]`) are adjacent, groups in order of first
+/// appearance, rows of a group in their given order.
+fn group_rows(rows: &[i64], groups: &[i64]) -> Vec<i64> {
+    let mut first: Vec<i64> = Vec::new();
+    for &row in rows {
+        let g = groups[row as usize];
+        if !first.contains(&g) {
+            first.push(g);
+        }
+    }
+    let rank = |row: &i64| first.iter().position(|&g| g == groups[*row as usize]);
+    let mut out = rows.to_vec();
+    out.sort_by_key(rank); // stable
+    out
+}
+
 /// Every per-token tensor must be `[b, t-1]` and every per-sequence one `[b]`.
 fn check_shapes(batch: &Experience, targets: &Targets) -> Result<(), LearnerError> {
     let size = batch.input_ids.size();
@@ -616,6 +648,13 @@ fn check_shapes(batch: &Experience, targets: &Targets) -> Result<(), LearnerErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_rows_puts_each_group_together_in_order_of_first_appearance() {
+        let groups = [0, 0, 1, 1, 2, 2];
+        assert_eq!(group_rows(&[5, 0, 3, 1, 4, 2], &groups), [5, 4, 0, 1, 3, 2]);
+        assert_eq!(group_rows(&[2, 3], &groups), [2, 3]);
+    }
 
     #[test]
     fn micro_batches_respect_rows_and_the_token_budget() {

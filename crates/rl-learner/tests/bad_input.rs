@@ -49,6 +49,7 @@ fn learner_with(kind: Kind, masters: bool) -> Learner {
         entropy: true,
         temperature: 1.0,
         fp32_master_weights: masters,
+        shared_prefix: true,
         seed: 0,
     };
     Learner::new(model, vs, AdamWConfig::default(), settings)

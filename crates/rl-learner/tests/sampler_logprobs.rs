@@ -59,6 +59,7 @@ fn learner(temperature: f64) -> Learner {
         entropy: false,
         temperature,
         fp32_master_weights: true,
+        shared_prefix: true,
         seed: 0,
     };
     Learner::new(policy.model, policy.vs, AdamWConfig::default(), settings)

@@ -18,7 +18,8 @@ use std::time::Instant;
 use bench_args::BenchArgs;
 
 use rl_model::{
-    TokenStats, arch::ArchConfig, backward_token_loss, cuda_driver, logprobs::token_logprobs,
+    TokenStats, TrainingPass, arch::ArchConfig, backward_token_loss, cuda_driver,
+    logprobs::token_logprobs,
 };
 use tch::{Cuda, Kind, Tensor, nn::VarStore};
 
@@ -76,7 +77,13 @@ fn main() {
         let start = Instant::now();
         let score = || token_logprobs(model.as_ref(), &ids, &mask, 1.0, false, chunk);
         let value = match mode.as_str() {
-            "train" => backward_token_loss(model.as_ref(), &ids, &mask, 1.0, false, chunk, loss).0,
+            "train" => {
+                let pass = TrainingPass {
+                    chunk_tokens: chunk,
+                    ..TrainingPass::default()
+                };
+                backward_token_loss(model.as_ref(), &ids, &mask, &pass, loss).0
+            }
             "train-autograd" => {
                 let value = loss(&score());
                 value.backward();

@@ -17,6 +17,7 @@ pub mod kv_cache;
 pub mod logprobs;
 pub mod mask;
 pub mod master;
+pub mod packing;
 pub mod probe;
 pub mod reward_input;
 pub mod rope;
@@ -26,7 +27,7 @@ pub mod tokenizer;
 pub use device::{DeviceError, resolve_device, resolve_kind};
 pub use error::ModelError;
 pub use kv_cache::{CacheShape, CachedPass, KvCache};
-pub use logprobs::{TokenStats, backward_token_loss, token_logprobs};
+pub use logprobs::{TokenStats, TrainingPass, backward_token_loss, token_logprobs};
 pub use source::{load, load_tokenizer};
 
 /// A transformer stack: final hidden states for a padded batch. Every architecture provides one;
@@ -50,6 +51,17 @@ pub trait CausalLm: Backbone {
     fn sliding_window(&self) -> Option<i64> {
         None
     }
+
+    /// Final hidden states `[b, t, hidden]` of `input_ids` `[b, t]` at `positions` `[b, t]`
+    /// (i64) under an explicit attention mask `[b, 1, t, t]` (bool, true where query `i` may
+    /// attend key `j`); the packed shared-prefix training pass ([`packing`]) runs through it.
+    /// The sliding window, if any, is not applied: the caller's mask decides.
+    fn hidden_states_masked(
+        &self,
+        input_ids: &tch::Tensor,
+        positions: &tch::Tensor,
+        mask: &tch::Tensor,
+    ) -> tch::Tensor;
 
     /// Final hidden states `[b, t, hidden]` of `input_ids` `[b, t]` at `positions` `[b, t]`
     /// (i64), reading and writing `cache` as `pass` says (prefill or one decode step).

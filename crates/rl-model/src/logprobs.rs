@@ -129,55 +129,107 @@ fn chunked(
     (cat(logprobs), with_entropy.then(|| cat(entropies)))
 }
 
-/// The training pass with a memory-lean backward: scores the batch like [`token_logprobs`] (at
-/// `temperature`, the recomputed logits in the backward too), hands
+/// How a training pass scores a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingPass<'a> {
+    /// `[b, t-1]` bool or 0/1: the positions the loss reads (the response tokens). Only they get
+    /// logits; the others get log-prob 0. None = every position whose context and target are
+    /// real tokens.
+    pub scored: Option<&'a Tensor>,
+    /// Sampling temperature the log-probs are taken at (see the module docs).
+    pub temperature: f64,
+    /// Also compute the entropy of each scored position.
+    pub with_entropy: bool,
+    /// Positions per chunk of the output projection ([`DEFAULT_CHUNK_TOKENS`]).
+    pub chunk_tokens: i64,
+    /// Run each prefix that rows share (a group's prompt) through the backbone once
+    /// ([`crate::packing`]); same outputs and gradients. Applies to right-padded batches of models
+    /// without a sliding window; others take the per-row pass.
+    pub shared_prefix: bool,
+}
+
+impl Default for TrainingPass<'_> {
+    fn default() -> Self {
+        Self {
+            scored: None,
+            temperature: 1.0,
+            with_entropy: false,
+            chunk_tokens: DEFAULT_CHUNK_TOKENS,
+            shared_prefix: false,
+        }
+    }
+}
+
+/// The training pass with a memory-lean backward: scores the positions `pass` names like
+/// [`token_logprobs`] (at `pass.temperature`, the recomputed logits in the backward too), hands
 /// the stats to `loss` (their `logprobs`/`entropy` are leaves to differentiate), and
-/// backpropagates the returned scalar into the model's variables. The output projection's backward
-/// runs chunk by chunk, recomputing each chunk's logits, so at most one `[chunk, vocab]` block
-/// exists at a time — in the backward pass too, where plain autograd would keep every chunk's f32
-/// log-softmax alive. Gradients accumulate into the variables; returns the loss value (detached)
-/// and the stats.
+/// backpropagates the returned scalar into the model's variables. The output projection runs on
+/// the scored positions only, chunk by chunk, and its backward recomputes each chunk's logits,
+/// so at most one `[chunk, vocab]` block exists at a time — in the backward pass too, where plain
+/// autograd would keep every chunk's f32 log-softmax alive. Gradients accumulate into the
+/// variables; returns the loss value (detached) and the stats, whose `mask` is the scored
+/// positions.
 pub fn backward_token_loss(
     model: &dyn CausalLm,
     input_ids: &Tensor,
     attention_mask: &Tensor,
-    temperature: f64,
-    with_entropy: bool,
-    chunk_tokens: i64,
+    pass: &TrainingPass<'_>,
     loss: impl FnOnce(&TokenStats) -> Tensor,
 ) -> (Tensor, TokenStats) {
-    let chunk = chunk_tokens.max(1);
+    let chunk = pass.chunk_tokens.max(1);
     let (b_sz, seq_len) = (input_ids.size()[0], input_ids.size()[1]);
-    let hidden = model.hidden_states(input_ids, attention_mask); // [b, t, h], through the backbone
-    let h = hidden.size()[2];
-    let context = hidden.narrow(1, 0, seq_len - 1).reshape([-1, h]); // [n, h]
-    let leaf = context.detach().set_requires_grad(true);
-    let targets = input_ids.narrow(1, 1, seq_len - 1).reshape([-1]); // [n]
-    let weight = model.lm_head();
-    let (lp, ent) =
-        tch::no_grad(|| chunked(&leaf, &targets, weight, temperature, with_entropy, chunk));
-
-    let mask = attention_mask.to_kind(Kind::Bool);
-    let mask = mask
+    let device = input_ids.device();
+    let real = attention_mask.to_kind(Kind::Bool);
+    let mut mask = real
         .narrow(1, 0, seq_len - 1)
-        .logical_and(&mask.narrow(1, 1, seq_len - 1)); // [b, t-1]
-    let pad = mask.logical_not();
-    let as_leaf = |t: Tensor| {
-        t.reshape([b_sz, seq_len - 1])
-            .masked_fill(&pad, 0.0)
+        .logical_and(&real.narrow(1, 1, seq_len - 1)); // [b, t-1]
+    if let Some(scored) = pass.scored {
+        mask = mask.logical_and(&scored.to_kind(Kind::Bool));
+    }
+    let flat = mask.reshape([-1]).nonzero().squeeze_dim(1); // [n] indices into [b * (t-1)]
+    let context = contexts(
+        model,
+        input_ids,
+        attention_mask,
+        &mask,
+        &flat,
+        pass.shared_prefix,
+    ); // [n, h]
+    let leaf = context.detach().set_requires_grad(true);
+    let targets = input_ids
+        .narrow(1, 1, seq_len - 1)
+        .reshape([-1])
+        .index_select(0, &flat); // [n]
+    let weight = model.lm_head();
+    let temperature = pass.temperature;
+    let (lp, ent) = tch::no_grad(|| {
+        chunked(
+            &leaf,
+            &targets,
+            weight,
+            temperature,
+            pass.with_entropy,
+            chunk,
+        )
+    });
+
+    let spread = |values: Tensor| {
+        Tensor::zeros([b_sz * (seq_len - 1)], (Kind::Float, device))
+            .index_copy(0, &flat, &values.to_kind(Kind::Float))
+            .reshape([b_sz, seq_len - 1])
             .set_requires_grad(true)
     };
     let stats = TokenStats {
-        logprobs: as_leaf(lp),
-        entropy: ent.map(as_leaf),
+        logprobs: spread(lp),
+        entropy: ent.map(spread),
         mask: mask.shallow_clone(),
     };
     let value = loss(&stats);
     value.backward();
-    // d loss / d stats, zero at pads (as masked_fill's gradient would be), flattened to [n].
+    // d loss / d stats at the scored positions, [n].
     let upstream = |t: &Tensor| {
         let g = t.grad();
-        g.defined().then(|| g.masked_fill(&pad, 0.0).reshape([-1]))
+        g.defined().then(|| g.reshape([-1]).index_select(0, &flat))
     };
     let g_logprobs = upstream(&stats.logprobs);
     let g_entropy = stats.entropy.as_ref().and_then(upstream);
@@ -216,4 +268,80 @@ pub fn backward_token_loss(
         mask: stats.mask,
     };
     (value.detach(), stats)
+}
+
+/// The hidden states `[n, h]` that predict the tokens at the scored positions `flat` (row-major
+/// indices into `[b, t-1]`, where `mask` is true), differentiable: through the packed
+/// shared-prefix pass when asked and it saves work, else the per-row pass.
+fn contexts(
+    model: &dyn CausalLm,
+    input_ids: &Tensor,
+    attention_mask: &Tensor,
+    mask: &Tensor,
+    flat: &Tensor,
+    shared_prefix: bool,
+) -> Tensor {
+    if shared_prefix
+        && model.sliding_window().is_none()
+        && let Some(context) = packed_contexts(model, input_ids, attention_mask, mask)
+    {
+        return context;
+    }
+    let seq_len = input_ids.size()[1];
+    let hidden = model.hidden_states(input_ids, attention_mask); // [b, t, h]
+    let h = hidden.size()[2];
+    hidden
+        .narrow(1, 0, seq_len - 1)
+        .reshape([-1, h])
+        .index_select(0, flat)
+}
+
+/// [`contexts`] through [`packing`](crate::packing): None when the batch is not right-padded or
+/// no two rows share a prefix. A row's prefix is everything before its first scored target.
+fn packed_contexts(
+    model: &dyn CausalLm,
+    input_ids: &Tensor,
+    attention_mask: &Tensor,
+    mask: &Tensor,
+) -> Option<Tensor> {
+    use crate::packing::{Packed, Sequence, plan};
+    let host = |t: &Tensor| {
+        Vec::<Vec<i64>>::try_from(t.to_kind(Kind::Int64).to_device(tch::Device::Cpu)).ok()
+    };
+    let (ids, attention, scored) = (host(input_ids)?, host(attention_mask)?, host(mask)?);
+    let mut sequences = Vec::with_capacity(ids.len());
+    for ((tokens, real), scored) in ids.iter().zip(&attention).zip(&scored) {
+        let len = real.iter().take_while(|&&a| a == 1).count();
+        if real[len..].iter().any(|&a| a != 0) {
+            return None; // left padding or holes: positions would not restart where packing puts them
+        }
+        let prefix = scored.iter().position(|&s| s != 0).map_or(len, |c| c + 1);
+        sequences.push(Sequence {
+            tokens: &tokens[..len],
+            prefix,
+        });
+    }
+    let plan = plan(&sequences);
+    if !plan.shares() {
+        return None;
+    }
+    let device = input_ids.device();
+    let packed = Packed::new(&plan, device);
+    let hidden = model.hidden_states_masked(&packed.input_ids, &packed.positions, &packed.mask); // [g, w, h]
+    let h = hidden.size()[2];
+    let index: Vec<i64> = plan
+        .placement
+        .iter()
+        .zip(&scored)
+        .flat_map(|((row, columns), scored)| {
+            let base = *row as i64 * packed.width;
+            scored
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| **s != 0)
+                .map(move |(c, _)| base + columns[c] as i64)
+        })
+        .collect();
+    let index = Tensor::from_slice(&index).to_device(device);
+    Some(hidden.reshape([-1, h]).index_select(0, &index))
 }

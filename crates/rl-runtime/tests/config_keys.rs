@@ -245,6 +245,7 @@ const KEYS: &[(&str, &str, Effect)] = &[
     ("learner.mini_batch_size", "8", Derived(Update, NONE)),
     ("learner.micro_batch_size", "2", Derived(Update, NONE)),
     ("learner.micro_batch_tokens", "512", Derived(Update, NONE)),
+    ("learner.shared_prefix", "false", Derived(Update, NONE)),
     (
         "learner.fp32_master_weights",
         "false",

@@ -44,6 +44,9 @@ pub struct LearnerConfig {
     pub micro_batch_tokens: u32,
     /// Keep f32 master weights and optimiser state when the model computes in bf16/f16.
     pub fp32_master_weights: bool,
+    /// Encode the prompt a group of samples shares once per forward/backward instead of once
+    /// per sample (shared-prefix packing); the loss and gradients are the same.
+    pub shared_prefix: bool,
     /// Recompute activations in the backward pass to save memory; refused until the model
     /// can recompute them.
     pub gradient_checkpointing: bool,
@@ -64,6 +67,7 @@ impl Default for LearnerConfig {
             micro_batch_size: 4,
             micro_batch_tokens: 0,
             fp32_master_weights: true,
+            shared_prefix: true,
             gradient_checkpointing: false,
         }
     }

@@ -186,17 +186,22 @@ impl Gpt2Model {
 impl crate::Backbone for Gpt2Model {
     fn hidden_states(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Tensor {
         let positions = crate::mask::positions(attention_mask);
-        let xs =
-            self.wte.forward(input_ids) + self.wpe.forward(&positions).to_kind(self.wte.ws.kind());
         let mask = AttnMask::new(attention_mask, None);
-        let xs = self.h.iter().fold(xs, |xs, block| {
-            block.forward(&xs, |q, k, v| attention(q, k, v, &mask))
-        });
-        self.ln_f.forward(&xs)
+        self.hidden_states_at(input_ids, &positions, &mask)
     }
 }
 
 impl Gpt2Model {
+    /// Hidden states `[b, t, e]` of `input_ids` `[b, t]` at `positions` `[b, t]` under `mask`.
+    fn hidden_states_at(&self, input_ids: &Tensor, positions: &Tensor, mask: &AttnMask) -> Tensor {
+        let xs =
+            self.wte.forward(input_ids) + self.wpe.forward(positions).to_kind(self.wte.ws.kind());
+        let xs = self.h.iter().fold(xs, |xs, block| {
+            block.forward(&xs, |q, k, v| attention(q, k, v, mask))
+        });
+        self.ln_f.forward(&xs)
+    }
+
     /// Hidden states `[b, t, e]` of `input_ids` `[b, t]` at `positions` `[b, t]`, keys and
     /// values going through `cache` as `pass` says.
     pub fn hidden_states_cached(
@@ -252,6 +257,17 @@ impl crate::CausalLm for Gpt2 {
             kv_heads: block.n_head,
             head_dim: self.transformer.wte.ws.size()[1] / block.n_head,
         }
+    }
+
+    fn hidden_states_masked(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        mask: &Tensor,
+    ) -> Tensor {
+        let mask = AttnMask::Explicit(mask.shallow_clone());
+        self.transformer
+            .hidden_states_at(input_ids, positions, &mask)
     }
 
     fn hidden_states_cached(

@@ -304,18 +304,23 @@ impl LlamaModel {
 
 impl crate::Backbone for LlamaModel {
     fn hidden_states(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Tensor {
-        let xs = self.embed_tokens.forward(input_ids);
         let positions = crate::mask::positions(attention_mask);
-        let (cos, sin) = rope::tables(&self.inv_freq, &positions, xs.kind());
         let mask = AttnMask::new(attention_mask, self.sliding_window);
-        let xs = self.layers.iter().fold(xs, |xs, layer| {
-            layer.forward(&xs, &cos, &sin, |q, k, v| attention(q, k, v, &mask))
-        });
-        self.norm.forward(&xs)
+        self.hidden_states_at(input_ids, &positions, &mask)
     }
 }
 
 impl LlamaModel {
+    /// Hidden states `[b, t, hidden]` of `input_ids` `[b, t]` at `positions` `[b, t]` under `mask`.
+    fn hidden_states_at(&self, input_ids: &Tensor, positions: &Tensor, mask: &AttnMask) -> Tensor {
+        let xs = self.embed_tokens.forward(input_ids);
+        let (cos, sin) = rope::tables(&self.inv_freq, positions, xs.kind());
+        let xs = self.layers.iter().fold(xs, |xs, layer| {
+            layer.forward(&xs, &cos, &sin, |q, k, v| attention(q, k, v, mask))
+        });
+        self.norm.forward(&xs)
+    }
+
     /// Hidden states `[b, t, hidden]` of `input_ids` `[b, t]` at `positions` `[b, t]`, keys and
     /// values going through `cache` as `pass` says.
     pub fn hidden_states_cached(
@@ -388,6 +393,16 @@ impl crate::CausalLm for Llama {
 
     fn sliding_window(&self) -> Option<i64> {
         self.model.sliding_window
+    }
+
+    fn hidden_states_masked(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        mask: &Tensor,
+    ) -> Tensor {
+        let mask = AttnMask::Explicit(mask.shallow_clone());
+        self.model.hidden_states_at(input_ids, positions, &mask)
     }
 
     fn hidden_states_cached(

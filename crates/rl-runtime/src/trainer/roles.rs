@@ -140,6 +140,7 @@ pub fn update_settings(config: &Config) -> UpdateSettings {
         seed: config.run.seed,
         temperature: sampling_temperature(config.rollout.temperature),
         fp32_master_weights: l.fp32_master_weights,
+        shared_prefix: l.shared_prefix,
     }
 }
 
