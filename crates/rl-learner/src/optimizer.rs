@@ -122,14 +122,25 @@ impl AdamW {
                     continue;
                 }
                 let grad = grad.to_kind(Kind::Float);
-                let _ = s.m.g_mul_scalar_(b1).g_add_(&(&grad * (1.0 - b1)));
-                let _ = s.v.g_mul_scalar_(b2).g_add_(&(grad.square() * (1.0 - b2)));
-                let denom = (&s.v / c2).sqrt() + eps;
-                let update = (&s.m / c1) / denom * lr;
+                // In place, as torch's AdamW: two temporaries per parameter instead of one per
+                // operation; the optimiser step is memory-bound.
+                let _ = s.m.lerp_(&grad, 1.0 - b1); // m = b1·m + (1 − b1)·g
+                let _ = s.v.lerp_(&grad.square(), 1.0 - b2); // v = b2·v + (1 − b2)·g²
                 if wd != 0.0 {
                     let _ = s.param.g_mul_scalar_(1.0 - lr * wd);
                 }
-                let _ = s.param.g_sub_(&update.to_kind(s.param.kind()));
+                if lr == 0.0 {
+                    continue;
+                }
+                // param −= (lr / c1) · m / (√(v / c2) + eps), the step size folded into the
+                // denominator so that one addcdiv applies it.
+                let mut denom = s.v.sqrt().g_div_scalar_(c2.sqrt()).g_add_scalar_(eps);
+                let _ = denom.g_mul_scalar_(-c1 / lr);
+                if s.param.kind() == Kind::Float {
+                    let _ = s.param.addcdiv_(&s.m, &denom);
+                } else {
+                    let _ = s.param.g_add_(&(&s.m / &denom).to_kind(s.param.kind()));
+                }
             }
         });
     }

@@ -166,7 +166,8 @@ impl Default for TrainingPass<'_> {
 /// backpropagates the returned scalar into the model's variables. The output projection runs on
 /// the scored positions only, chunk by chunk, and its backward recomputes each chunk's logits,
 /// so at most one `[chunk, vocab]` block exists at a time — in the backward pass too, where plain
-/// autograd would keep every chunk's f32 log-softmax alive. Gradients accumulate into the
+/// autograd would keep every chunk's f32 log-softmax alive. When the scored positions fit one
+/// chunk, its graph is kept instead and nothing is recomputed. Gradients accumulate into the
 /// variables; returns the loss value (detached) and the stats, whose `mask` is the scored
 /// positions.
 pub fn backward_token_loss(
@@ -202,16 +203,23 @@ pub fn backward_token_loss(
         .index_select(0, &flat); // [n]
     let weight = model.lm_head();
     let temperature = pass.temperature;
-    let (lp, ent) = tch::no_grad(|| {
-        chunked(
-            &leaf,
-            &targets,
-            weight,
-            temperature,
-            pass.with_entropy,
-            chunk,
-        )
-    });
+    let n = leaf.size()[0];
+    // One chunk: keep its graph for the backward instead of recomputing its logits.
+    let kept =
+        (n <= chunk).then(|| chunk_stats(&leaf, &targets, weight, temperature, pass.with_entropy));
+    let (lp, ent) = match &kept {
+        Some((lp, ent)) => (lp.detach(), ent.as_ref().map(Tensor::detach)),
+        None => tch::no_grad(|| {
+            chunked(
+                &leaf,
+                &targets,
+                weight,
+                temperature,
+                pass.with_entropy,
+                chunk,
+            )
+        }),
+    };
 
     let spread = |values: Tensor| {
         Tensor::zeros([b_sz * (seq_len - 1)], (Kind::Float, device))
@@ -234,18 +242,20 @@ pub fn backward_token_loss(
     let g_logprobs = upstream(&stats.logprobs);
     let g_entropy = stats.entropy.as_ref().and_then(upstream);
 
-    let n = leaf.size()[0];
     if g_logprobs.is_some() || g_entropy.is_some() {
+        let mut kept = kept;
         for start in (0..n).step_by(chunk as usize) {
             let len = chunk.min(n - start);
             let needs_entropy = g_entropy.is_some();
-            let (lp, ent) = chunk_stats(
-                &leaf.narrow(0, start, len),
-                &targets.narrow(0, start, len),
-                weight,
-                temperature,
-                needs_entropy,
-            );
+            let (lp, ent) = kept.take().unwrap_or_else(|| {
+                chunk_stats(
+                    &leaf.narrow(0, start, len),
+                    &targets.narrow(0, start, len),
+                    weight,
+                    temperature,
+                    needs_entropy,
+                )
+            });
             // Σ upstream · stat over the chunk: its gradient is the chunk's share of the loss's.
             let mut terms = Vec::with_capacity(2);
             if let Some(g) = &g_logprobs {

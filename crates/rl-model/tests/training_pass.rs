@@ -146,17 +146,18 @@ fn shared_prefix_pass_gives_the_per_row_gradients() {
         expected_loss.backward();
         let expected = grads(&loaded.vs);
 
-        for shared_prefix in [false, true] {
+        // Chunks of 5 positions recompute their logits in the backward; one chunk of 4096 keeps them.
+        for (shared_prefix, chunk_tokens) in [(false, 5), (true, 5), (true, 4096)] {
             let pass = TrainingPass {
                 scored: Some(&response),
                 temperature: 0.7,
                 with_entropy: true,
-                chunk_tokens: 5,
+                chunk_tokens,
                 shared_prefix,
             };
             let (value, stats) = backward_token_loss(model, &ids, &mask, &pass, scored_loss);
             let got = grads(&loaded.vs);
-            let what = format!("{name}, shared_prefix = {shared_prefix}");
+            let what = format!("{name}, shared_prefix = {shared_prefix}, chunk {chunk_tokens}");
             assert!(
                 (value.double_value(&[]) - expected_loss.double_value(&[])).abs() < 1e-6,
                 "{what}: loss"
