@@ -5,7 +5,7 @@ CONFIG ?= configs/grpo.toml
 ARGS ?=
 TORCH := scripts/with-torch.sh
 
-.PHONY: train test lint build doctor clean-runs
+.PHONY: train test lint build doctor race clean-runs
 
 ## train: run `rl train $(CONFIG) $(ARGS)` (the default run) with a release build
 train: build
@@ -29,6 +29,10 @@ lint:
 ## build: release build of `rl` (target/release/rl)
 build:
 	$(TORCH) cargo build --release -p rl-cli
+
+## race: TRL's GRPOTrainer and rl train side by side on this machine (benches/race.sh $(ARGS))
+race:
+	benches/race.sh $(ARGS)
 
 ## doctor: what libtorch and devices `rl` sees here
 doctor: build
