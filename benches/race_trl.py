@@ -122,8 +122,9 @@ def trl_worker(args):
     model.hf_quantizer = None
     plain = tempfile.mkdtemp(prefix="race-trl-")
     model.save_pretrained(plain)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    # transformers' GGUF reader takes <|im_start|> for the end token; the chat template ends a
+    # reply with <|im_end|> (id 2), where rl stops too. Without this TRL samples past the reply.
+    tok.eos_token = tok.pad_token = "<|im_end|>"
     tok.save_pretrained(plain)
     del model
 
@@ -146,7 +147,7 @@ def trl_worker(args):
             for i in range(0, len(texts), 100):
                 enc = etok(texts[i:i + 100], return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
                 out = model.generate(**enc, max_new_tokens=SETTINGS["max_new_tokens"], do_sample=False,
-                                     pad_token_id=etok.pad_token_id)
+                                     pad_token_id=etok.pad_token_id, eos_token_id=etok.eos_token_id)
                 for j, seq in enumerate(out[:, enc["input_ids"].shape[1]:]):
                     a, b = held_out[i + j]
                     right += correct(etok.decode(seq, skip_special_tokens=True), a + b)
@@ -178,6 +179,8 @@ def trl_worker(args):
         max_steps=args.steps, learning_rate=SETTINGS["lr"], lr_scheduler_type="constant", warmup_steps=0,
         temperature=SETTINGS["temperature"], beta=0.0, use_cpu=not cuda, bf16=cuda, save_strategy="no",
         report_to=[], logging_steps=10**9, seed=0, disable_tqdm=True,
+        # TRL checkpoints activations by default; rl does not, and recomputing would only slow TRL.
+        gradient_checkpointing=False,
     )
     trainer = GRPOTrainer(model=plain, reward_funcs=reward, args=config, train_dataset=data, processing_class=tok)
     trainer.add_callback(Timing())
@@ -334,6 +337,9 @@ def main():
     print("# race: " + ", ".join(f"{k}={v}" for k, v in header.items()), flush=True)
     print("# both: GRPO, group-normalised advantages (std-scaled), token-mean loss, clip 0.2, no KL, "
           "AdamW (0.9, 0.999, eps 1e-8, no weight decay), grad-norm clip 1.0, constant lr", flush=True)
+    print("# not matched: each system orders the training problems and samples with its own random "
+          "streams; the group std gets +1e-4 in TRL, +1e-6 in rl; rl's old log-probs are its sampler's "
+          "(ratio ~1), TRL's its own (ratio 1); TRL evaluates in left-padded batches of 100", flush=True)
 
     results = {}
     if args.only != "rl":
