@@ -9,7 +9,7 @@ Prints both accuracy-vs-training-time curves, the time each needs to reach each 
 ratio, and the median step time of each; writes race.json and race.png (accuracy against training
 seconds, one line per system) into --out. On a GPU both sides train in bf16 (rl's dtype "auto").
 
-    benches/race.sh [--steps 30] [--eval-every 5] [--n-eval 200] [--out DIR] [--only rl|trl]
+    benches/race.sh [--steps 30] [--rl-steps N] [--eval-every 5] [--n-eval 200] [--out DIR] [--only rl|trl]
                     [--preset cpu|gpu] [--png benches/race.png] [--smoke]
 
 `benches/race.sh` installs what it needs and builds `rl`; this script expects both done (the
@@ -208,7 +208,7 @@ def run_rl(args, data):
     cmd = [args.rl_bin, "train", os.path.join(ROOT, "benches/race.toml"), "--run-dir", run_dir,
            "--set", f"model.path=\"{args.gguf}\"",
            "--set", f"env.path=\"{data['train']}\"", "--set", f"env.eval_path=\"{data['eval']}\"",
-           "--set", f"run.steps={args.steps}", "--set", f"eval.every={args.eval_every}",
+           "--set", f"run.steps={args.rl_steps}", "--set", f"eval.every={args.eval_every}",
            "--set", f"eval.tasks={args.n_eval}",
            "--set", f"rollout.prompts_per_step={SETTINGS['prompts']}",
            "--set", f"rollout.samples_per_prompt={SETTINGS['group']}",
@@ -297,6 +297,8 @@ def cpu_name():
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--rl-steps", type=int, help="steps of rl (default: --steps); more steps give rl the "
+                   "training time TRL's --steps take, so both curves span the same time")
     p.add_argument("--eval-every", type=int, default=5)
     p.add_argument("--n-eval", type=int, default=200)
     p.add_argument("--out", default=os.path.join("runs", time.strftime("race-%Y%m%d-%H%M%S", time.gmtime())))
@@ -311,7 +313,8 @@ def main():
     args = p.parse_args()
     SETTINGS.update(PRESETS[args.preset])
     if args.smoke:
-        args.steps, args.eval_every, args.n_eval = 2, 1, 20
+        args.steps, args.eval_every, args.n_eval, args.rl_steps = 2, 1, 20, None
+    args.rl_steps = args.rl_steps or args.steps
     if not args.gguf:
         fetch = subprocess.run([os.path.join(ROOT, "scripts/fetch-model.sh")], stdout=subprocess.PIPE, text=True)
         args.gguf = fetch.stdout.strip()
@@ -332,7 +335,7 @@ def main():
     if gpu():
         import torch
         machine += f", {torch.cuda.get_device_name(0)}"
-    header = {"machine": machine, **versions(), **SETTINGS, "steps": args.steps,
+    header = {"machine": machine, **versions(), **SETTINGS, "steps": args.steps, "rl_steps": args.rl_steps,
               "eval_every": args.eval_every, "held_out": args.n_eval}
     print("# race: " + ", ".join(f"{k}={v}" for k, v in header.items()), flush=True)
     print("# both: GRPO, group-normalised advantages (std-scaled), token-mean loss, clip 0.2, no KL, "
