@@ -9,7 +9,7 @@ Prints both accuracy-vs-training-time curves, the time each needs to reach each 
 ratio, and the median step time of each; writes race.json and race.png (accuracy against training
 seconds, one line per system) into --out. On a GPU both sides train in bf16 (rl's dtype "auto").
 
-    benches/race.sh [--steps 30] [--rl-steps N] [--eval-every 5] [--n-eval 200] [--out DIR] [--only rl|trl]
+    benches/race.sh [--steps 30] [--rl-steps N] [--eval-every 5] [--n-eval 200] [--seed 0] [--out DIR] [--only rl|trl]
                     [--preset cpu|gpu] [--png benches/race.png] [--smoke]
 
 `benches/race.sh` installs what it needs and builds `rl`; this script expects both done (the
@@ -111,7 +111,7 @@ def trl_worker(args):
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
 
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     cuda = torch.cuda.is_available()
     train, held_out = problems(args.n_eval)
     folder, name = os.path.split(args.gguf)
@@ -178,7 +178,7 @@ def trl_worker(args):
         num_generations=SETTINGS["group"], max_completion_length=SETTINGS["max_new_tokens"],
         max_steps=args.steps, learning_rate=SETTINGS["lr"], lr_scheduler_type="constant", warmup_steps=0,
         temperature=SETTINGS["temperature"], beta=0.0, use_cpu=not cuda, bf16=cuda, save_strategy="no",
-        report_to=[], logging_steps=10**9, seed=0, disable_tqdm=True,
+        report_to=[], logging_steps=10**9, seed=args.seed, disable_tqdm=True,
         # TRL checkpoints activations by default; rl does not, and recomputing would only slow TRL.
         gradient_checkpointing=False,
     )
@@ -192,7 +192,8 @@ def trl_worker(args):
 
 def run_trl(args):
     cmd = [sys.executable, os.path.abspath(__file__), "--trl-worker", "--gguf", args.gguf, "--steps", str(args.steps),
-           "--eval-every", str(args.eval_every), "--n-eval", str(args.n_eval), "--preset", args.preset]
+           "--eval-every", str(args.eval_every), "--n-eval", str(args.n_eval), "--preset", args.preset,
+           "--seed", str(args.seed)]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     lines = [json.loads(l[len(MARK):]) for l in proc.stdout.splitlines() if l.startswith(MARK)]
     if proc.returncode != 0:
@@ -203,12 +204,13 @@ def run_trl(args):
 
 
 # --- rl, through its CLI as a user runs it.
-def run_rl(args, data):
-    run_dir = os.path.join(args.out, "rl")
+def run_rl(args, data, out):
+    run_dir = os.path.join(out, "rl")
     cmd = [args.rl_bin, "train", os.path.join(ROOT, "benches/race.toml"), "--run-dir", run_dir,
            "--set", f"model.path=\"{args.gguf}\"",
            "--set", f"env.path=\"{data['train']}\"", "--set", f"env.eval_path=\"{data['eval']}\"",
-           "--set", f"run.steps={args.rl_steps}", "--set", f"eval.every={args.eval_every}",
+           "--set", f"run.steps={args.rl_steps}", "--set", f"run.seed={args.seed}",
+           "--set", f"eval.every={args.eval_every}",
            "--set", f"eval.tasks={args.n_eval}",
            "--set", f"rollout.prompts_per_step={SETTINGS['prompts']}",
            "--set", f"rollout.samples_per_prompt={SETTINGS['group']}",
@@ -250,15 +252,22 @@ def summarize(results):
     return out
 
 
-def draw(results, path, title):
+def draw(runs, path, title):
+    """Accuracy against training seconds: one line per system and seed, a system's seeds in one colour."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for name, color in (("rl", "tab:orange"), ("trl", "tab:blue")):
-        if name in results:
-            _, t, acc = zip(*results[name]["curve"])
-            ax.plot(t, [100 * a for a in acc], marker="o", color=color, label="rl" if name == "rl" else "TRL GRPOTrainer")
+    markers = "os^Dv<>"
+    for i, (seed, run) in enumerate(runs.items()):
+        for name, color in (("rl", "tab:orange"), ("trl", "tab:blue")):
+            if name in run["results"]:
+                _, t, acc = zip(*run["results"][name]["curve"])
+                label = "rl" if name == "rl" else "TRL GRPOTrainer"
+                if len(runs) > 1:
+                    label += f", seed {seed}"
+                ax.plot(t, [100 * a for a in acc], marker=markers[i % len(markers)], color=color, label=label,
+                        alpha=1.0 if len(runs) == 1 else 0.75, markersize=4)
     ax.set_xlabel("training seconds (evaluation excluded)")
     ax.set_ylabel("held-out greedy accuracy, %")
     ax.set_title(title, fontsize=9)
@@ -300,6 +309,10 @@ def main():
     p.add_argument("--rl-steps", type=int, help="steps of rl (default: --steps); more steps give rl the "
                    "training time TRL's --steps take, so both curves span the same time")
     p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one race per seed, each seeding both "
+                   "systems' sampling and shuffling (TRL's GRPOConfig.seed, rl's run.seed; the problems stay the "
+                   "same); with several, the times to each accuracy are also given as medians over the seeds")
+    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--n-eval", type=int, default=200)
     p.add_argument("--out", default=os.path.join("runs", time.strftime("race-%Y%m%d-%H%M%S", time.gmtime())))
     p.add_argument("--only", choices=["rl", "trl"])
@@ -336,7 +349,7 @@ def main():
         import torch
         machine += f", {torch.cuda.get_device_name(0)}"
     header = {"machine": machine, **versions(), **SETTINGS, "steps": args.steps, "rl_steps": args.rl_steps,
-              "eval_every": args.eval_every, "held_out": args.n_eval}
+              "eval_every": args.eval_every, "held_out": args.n_eval, "seeds": args.seeds}
     print("# race: " + ", ".join(f"{k}={v}" for k, v in header.items()), flush=True)
     print("# both: GRPO, group-normalised advantages (std-scaled), token-mean loss, clip 0.2, no KL, "
           "AdamW (0.9, 0.999, eps 1e-8, no weight decay), grad-norm clip 1.0, constant lr", flush=True)
@@ -344,38 +357,77 @@ def main():
           "streams; the group std gets +1e-4 in TRL, +1e-6 in rl; rl's old log-probs are its sampler's "
           "(ratio ~1), TRL's its own (ratio 1); TRL evaluates in left-padded batches of 100", flush=True)
 
+    runs = {}
+    for seed in args.seeds:
+        args.seed = seed
+        runs[seed] = race(args, data, os.path.join(args.out, f"seed-{seed}") if len(args.seeds) > 1 else args.out)
+    overall = over_seeds(runs) if len(runs) > 1 else None
+    if overall:
+        print(f"\nover seeds {', '.join(map(str, runs))} (median time to reach; not reached counts as never):")
+        for r in overall:
+            print(f"reach {100 * r['accuracy']:.1f}%: rl {fmt(r['rl_s'])}, TRL {fmt(r['trl_s'])}{ratio(r)}")
+
+    with open(os.path.join(args.out, "race.json"), "w") as f:
+        json.dump({"settings": header, "runs": runs, "over_seeds": overall}, f, indent=1)
+    png = os.path.join(args.out, "race.png")
+    title = (f"GRPO, SmolLM2-135M-Instruct, 2-digit addition: {SETTINGS['prompts']}x{SETTINGS['group']} samples/step, "
+             f"{SETTINGS['max_new_tokens']} tokens, lr {SETTINGS['lr']:g}\n{header['machine']}")
+    draw(runs, png, title)
+    if args.png:
+        shutil.copyfile(png, args.png)
+    print(f"\nwrote {args.out}/race.json and {png}" + (f" (and {args.png})" if args.png else ""))
+
+
+def fmt(t):
+    return "not reached" if t is None else f"{t:.0f} s"
+
+
+def ratio(r):
+    return "" if r["trl_over_rl"] is None else f"  ratio TRL / rl: {r['trl_over_rl']:.2f} x"
+
+
+def race(args, data, out):
+    """One race at args.seed: TRL then rl, their curves and the summary printed; the results."""
+    os.makedirs(out, exist_ok=True)
+    print(f"\n# seed {args.seed}", flush=True)
     results = {}
     if args.only != "rl":
         print("# TRL GRPOTrainer ...", flush=True)
         results["trl"] = run_trl(args)
     if args.only != "trl":
         print("# rl train benches/race.toml ...", flush=True)
-        results["rl"] = run_rl(args, data)
+        results["rl"] = run_rl(args, data, out)
 
     for name, r in results.items():
-        print(f"\n{name}: step  train_s  accuracy")
+        print(f"\n{name} (seed {args.seed}): step  train_s  accuracy")
         for step, t, acc in r["curve"]:
-            print(f"{'':>{len(name)}}  {step:4d}  {t:7.1f}  {100 * acc:6.1f}%")
+            print(f"{'':>{len(name) + 9 + len(str(args.seed))}}  {step:4d}  {t:7.1f}  {100 * acc:6.1f}%")
     summary = summarize(results)
     print()
-    for name, s in summary["median_step_s"].items():
-        print(f"median step, {name}: {s:.2f} s")
+    for name, med in summary["median_step_s"].items():
+        print(f"median step, {name}: {med:.2f} s")
     if "rl" in summary["median_step_s"] and "trl" in summary["median_step_s"]:
         print(f"step time ratio TRL / rl: {summary['median_step_s']['trl'] / summary['median_step_s']['rl']:.2f} x")
     for r in summary.get("reach", []):
-        fmt = lambda t: "not reached" if t is None else f"{t:.0f} s"
-        ratio = "" if r["trl_over_rl"] is None else f"  ratio TRL / rl: {r['trl_over_rl']:.2f} x"
-        print(f"reach {100 * r['accuracy']:.1f}%: rl {fmt(r['rl_s'])}, TRL {fmt(r['trl_s'])}{ratio}")
+        print(f"reach {100 * r['accuracy']:.1f}%: rl {fmt(r['rl_s'])}, TRL {fmt(r['trl_s'])}{ratio(r)}")
+    return {"results": results, "summary": summary}
 
-    with open(os.path.join(args.out, "race.json"), "w") as f:
-        json.dump({"settings": header, "results": results, "summary": summary}, f, indent=1)
-    png = os.path.join(args.out, "race.png")
-    title = (f"GRPO, SmolLM2-135M-Instruct, 2-digit addition: {SETTINGS['prompts']}x{SETTINGS['group']} samples/step, "
-             f"{SETTINGS['max_new_tokens']} tokens, lr {SETTINGS['lr']:g}\n{header['machine']}")
-    draw(results, png, title)
-    if args.png:
-        shutil.copyfile(png, args.png)
-    print(f"\nwrote {args.out}/race.json and {png}" + (f" (and {args.png})" if args.png else ""))
+
+def over_seeds(runs):
+    """Median over the seeds of each system's time to reach 50%, 60% and 65% (a seed that never
+    reaches a level counts as infinitely late), and their ratio."""
+    both = [r["results"] for r in runs.values() if "rl" in r["results"] and "trl" in r["results"]]
+    if not both:
+        return None
+    out = []
+    for level in (0.5, 0.6, 0.65):
+        times = {k: [first_reach(r[k]["curve"], level) for r in both] for k in ("rl", "trl")}
+        med = {k: statistics.median(float("inf") if t is None else t for t in v) for k, v in times.items()}
+        med = {k: None if v == float("inf") else v for k, v in med.items()}
+        out.append({"accuracy": level, "rl_s": med["rl"], "trl_s": med["trl"],
+                    "trl_over_rl": med["trl"] / med["rl"] if med["rl"] and med["trl"] else None,
+                    "per_seed": times})
+    return out
 
 
 if __name__ == "__main__":

@@ -26,6 +26,12 @@ pub struct ActorObjective {
 }
 
 impl ActorObjective {
+    /// Whether a token with advantage 0 adds nothing to the gradient: no KL penalty and no
+    /// entropy bonus read it ([`rl_core::Algorithm::zero_advantage_is_inert`]).
+    pub fn inert_at_zero_advantage(&self) -> bool {
+        self.kl.is_none_or(|(_, coef)| coef <= 0.0) && self.entropy_coef == 0.0
+    }
+
     /// The loss of one micro-batch, for algorithm `name` (in errors).
     pub fn loss(&self, name: &str, x: &LossInputs<'_>) -> Result<Loss, AlgorithmError> {
         let err = |e: AlgoError| AlgorithmError {
@@ -113,6 +119,18 @@ mod tests {
                 minibatch_sequences: 4.0,
             },
         )
+    }
+
+    #[test]
+    fn only_a_pure_policy_gradient_ignores_zero_advantages() {
+        assert!(objective(None).inert_at_zero_advantage());
+        assert!(objective(Some((KlEstimator::K3, 0.0))).inert_at_zero_advantage());
+        assert!(!objective(Some((KlEstimator::K3, 0.05))).inert_at_zero_advantage());
+        let entropy_bonus = ActorObjective {
+            entropy_coef: 0.01,
+            ..objective(None)
+        };
+        assert!(!entropy_bonus.inert_at_zero_advantage());
     }
 
     #[test]

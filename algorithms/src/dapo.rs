@@ -78,6 +78,10 @@ impl Algorithm for Dapo {
     fn loss(&self, inputs: &LossInputs<'_>) -> Result<Loss, AlgorithmError> {
         self.objective.loss("dapo", inputs)
     }
+
+    fn zero_advantage_is_inert(&self) -> bool {
+        self.objective.inert_at_zero_advantage()
+    }
 }
 
 #[cfg(test)]

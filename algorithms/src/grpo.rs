@@ -51,4 +51,8 @@ impl Algorithm for Grpo {
     fn loss(&self, inputs: &LossInputs<'_>) -> Result<Loss, AlgorithmError> {
         self.objective.loss(self.name(), inputs)
     }
+
+    fn zero_advantage_is_inert(&self) -> bool {
+        self.objective.inert_at_zero_advantage()
+    }
 }

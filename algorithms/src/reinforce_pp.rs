@@ -78,6 +78,10 @@ impl Algorithm for ReinforcePp {
         self.objective.loss(self.name(), inputs)
     }
 
+    fn zero_advantage_is_inert(&self) -> bool {
+        self.objective.inert_at_zero_advantage()
+    }
+
     /// `{"kl_coef": c}` when the KL coefficient adapts; Null otherwise.
     fn state(&self) -> serde_json::Value {
         state::save(None, self.kl_in_reward.as_ref())

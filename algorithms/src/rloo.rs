@@ -42,4 +42,8 @@ impl Algorithm for Rloo {
     fn loss(&self, inputs: &LossInputs<'_>) -> Result<Loss, AlgorithmError> {
         self.objective.loss("rloo", inputs)
     }
+
+    fn zero_advantage_is_inert(&self) -> bool {
+        self.objective.inert_at_zero_advantage()
+    }
 }

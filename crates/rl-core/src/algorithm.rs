@@ -166,6 +166,15 @@ pub trait Algorithm: Send {
     /// The loss of one micro-batch.
     fn loss(&self, inputs: &LossInputs<'_>) -> Result<Loss, AlgorithmError>;
 
+    /// Whether a sequence whose advantages are all zero adds nothing to the gradient of
+    /// [`loss`](Self::loss): true for a policy-gradient term alone (no KL to a reference, no
+    /// entropy bonus), since `−A · f(ratio)` is then 0 whatever the ratio. The learner leaves
+    /// such sequences out of the forward and backward passes while still counting them in the
+    /// normalisers, so the update is the same, only cheaper. Default: false, every sequence runs.
+    fn zero_advantage_is_inert(&self) -> bool {
+        false
+    }
+
     /// What [`targets`](Self::targets) has changed so far (an adaptive KL coefficient, a count
     /// of updates), for a checkpoint; Null for an algorithm without such state. Numbers are
     /// stored as they are, so they survive JSON text exactly (with serde_json's

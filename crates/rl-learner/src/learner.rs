@@ -345,13 +345,16 @@ impl Learner {
             fresh: true,
             ..Probe::default()
         };
+        // Sequences with all-zero advantages then add nothing to the gradient.
+        let skip_inert = algorithm.zero_advantage_is_inert() && self.critic.is_none() && !s.entropy;
         for _ in 0..s.epochs {
             rows.shuffle(&mut rng);
             for mini in rows.chunks(s.mini_batch_size.max(1)) {
                 let mini = &self.pass_order(batch, mini)?;
                 let step = self.optimizer.steps() + stats.skipped;
                 let lr = learning_rate(s.lr, s.schedule, s.warmup_steps, step, s.total_steps);
-                let metrics = match self.minibatch(algorithm, batch, targets, mini, &mut probe) {
+                let pass = self.minibatch(algorithm, batch, targets, mini, skip_inert, &mut probe);
+                let metrics = match pass {
                     Ok(metrics) => metrics,
                     Err(e) => {
                         // Gradients of the micro-batches before the failure must not leak
@@ -431,13 +434,15 @@ impl Learner {
         }
     }
 
-    /// Forward and backward over the micro-batches of `rows`; returns the summed metrics.
+    /// Forward and backward over the micro-batches of `rows` (without the rows whose advantages
+    /// are all zero when `skip_inert`); returns the summed metrics.
     fn minibatch(
         &self,
         algorithm: &dyn Algorithm,
         batch: &Experience,
         targets: &Targets,
         rows: &[i64],
+        skip_inert: bool,
         probe: &mut Probe,
     ) -> Result<BTreeMap<String, f64>, LearnerError> {
         let device = batch.input_ids.device();
@@ -452,6 +457,26 @@ impl Learner {
                 "a mini-batch has no response tokens to train on".into(),
             ));
         }
+        let live = live_rows(&targets.advantages, &index)?;
+        let inert = live.iter().filter(|&&l| !l).count();
+        let mut metrics = BTreeMap::from([(
+            "actor/zero_advantage_frac".to_owned(),
+            inert as f64 / rows.len() as f64,
+        )]);
+        // The normalisers above still count the rows left out, so the loss is the same.
+        let passed: Vec<i64> = match skip_inert {
+            true => rows
+                .iter()
+                .zip(&live)
+                .filter(|(_, l)| **l)
+                .map(|(r, _)| *r)
+                .collect(),
+            false => rows.to_vec(),
+        };
+        if passed.is_empty() {
+            return Ok(metrics);
+        }
+        let index = Tensor::from_slice(&passed).to_device(device);
         let lengths = Vec::<i64>::try_from(
             batch
                 .attention_mask
@@ -464,8 +489,7 @@ impl Learner {
             self.settings.micro_batch_size,
             self.settings.micro_batch_tokens,
         );
-        let mut metrics = BTreeMap::new();
-        for micro in micro_batches(rows, &lengths, budget.0, budget.1) {
+        for micro in micro_batches(&passed, &lengths, budget.0, budget.1) {
             let index = Tensor::from_slice(&micro.rows).to_device(device);
             // Rows are right-padded: columns past the longest row of the micro-batch go.
             let t = micro.longest.max(2);
@@ -580,6 +604,13 @@ fn micro_batches(
         out.push(current);
     }
     out
+}
+
+/// For each of the rows `index` selects, whether any of its advantages `[b, n]` is non-zero.
+fn live_rows(advantages: &Tensor, index: &Tensor) -> Result<Vec<bool>, LearnerError> {
+    let any = advantages.index_select(0, index).ne(0.0).any_dim(1, false);
+    Vec::<bool>::try_from(any.to_device(tch::Device::Cpu))
+        .map_err(|e| LearnerError::Batch(format!("cannot read the advantages: {e}")))
 }
 
 /// `rows` reordered so rows of one group (`groups[row]`) are adjacent, groups in order of first

@@ -7,15 +7,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use rl_core::{
-    Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets, config::LrSchedule,
-};
+mod support;
+
+use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
 use rl_learner::{
-    AdamWConfig, Learner, LearnerError, UpdateSettings,
+    Learner, LearnerError,
     experience::{self, Rollout},
 };
-use rl_model::arch::ArchConfig;
-use tch::{Device, Kind, Tensor, nn::VarStore};
+use tch::{Device, Kind, Tensor};
 
 fn learner() -> Learner {
     learner_in(Kind::Float)
@@ -28,31 +27,7 @@ fn learner_in(kind: Kind) -> Learner {
 
 /// [`learner_in`], with f32 master weights for a half-precision model only if `masters`.
 fn learner_with(kind: Kind, masters: bool) -> Learner {
-    tch::manual_seed(0);
-    let config = ArchConfig::from_json(serde_json::json!({"model_type": "llama", "vocab_size": 16,
-        "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-        "num_attention_heads": 2, "num_key_value_heads": 1}))
-    .unwrap();
-    let mut vs = VarStore::new(Device::Cpu);
-    let model = config.build(&vs.root()).unwrap();
-    vs.set_kind(kind);
-    let settings = UpdateSettings {
-        lr: 1e-2,
-        schedule: LrSchedule::Constant,
-        warmup_steps: 0,
-        total_steps: 10,
-        grad_clip: 1.0,
-        epochs: 1,
-        mini_batch_size: 4,
-        micro_batch_size: 2,
-        micro_batch_tokens: None,
-        entropy: true,
-        temperature: 1.0,
-        fp32_master_weights: masters,
-        shared_prefix: true,
-        seed: 0,
-    };
-    Learner::new(model, vs, AdamWConfig::default(), settings)
+    support::tiny_learner(kind, |s| s.fp32_master_weights = masters)
 }
 
 /// A copy of every weight.
