@@ -16,7 +16,7 @@ produced with gguf-py, llama.cpp's own Python GGUF library.
 
 Needs `pip install gguf numpy` in a scratch venv (not the project's venv), e.g.
     python3 -m venv /tmp/ggufpy && /tmp/ggufpy/bin/pip install gguf numpy
-Default OUT_DIR is crates/rl-model/tests/fixtures/gguf.
+Default OUT_DIR is crates/rl-gguf/tests/fixtures.
 """
 
 import hashlib
@@ -30,7 +30,7 @@ from gguf import GGMLQuantizationType as T
 from gguf import GGUFValueType as V
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "crates/rl-model/tests/fixtures/gguf"
+DEFAULT_OUT = ROOT / "crates/rl-gguf/tests/fixtures"
 QK_K = 256
 
 

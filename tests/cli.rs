@@ -323,55 +323,6 @@ fn doctor_reports_libtorch_and_passes_its_checks() {
 }
 
 #[test]
-fn every_subcommand_and_config_key_is_documented_in_the_readme() {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    for sub in [
-        "train",
-        "generate",
-        "logprobs",
-        "convert",
-        "eval",
-        "reward-server",
-        "rollout-worker",
-        "doctor",
-    ] {
-        assert!(
-            readme.contains(&format!("rl {sub}")),
-            "README lacks `rl {sub}`"
-        );
-        assert!(
-            rl(tmp.path(), &[sub, "--help"]).status.success(),
-            "rl {sub} --help"
-        );
-    }
-    let reference = std::fs::read_to_string(repo().join("configs/reference.toml")).unwrap();
-    let mut config = rl_core::Config::default();
-    config.resolve();
-    // Fill the optional keys too, so they are listed.
-    config.env.path = Some("x".into());
-    config.env.system_prompt = Some("x".into());
-    config.reward.model = Some("x".into());
-    config.reward.url = Some("x".into());
-    config.reward.clip = Some(1.0);
-    config.placement.rendezvous = Some("x".into());
-    let table: toml::Table = toml::from_str(&config.to_toml()).unwrap();
-    for (section, keys) in &table {
-        for key in keys.as_table().unwrap().keys() {
-            let dotted = format!("{section}.{key}");
-            assert!(
-                readme.contains(&format!("`{dotted}`")),
-                "README lacks `{dotted}`"
-            );
-            assert!(
-                reference.contains(&format!("{key} =")),
-                "configs/reference.toml lacks {dotted}"
-            );
-        }
-    }
-}
-
-#[test]
 fn the_reference_config_holds_exactly_the_defaults() {
     let path = repo().join("configs/reference.toml");
     let reference = rl_core::Config::load(&path, &[]).unwrap();

@@ -366,10 +366,12 @@ fn loop_keys_set_off_default_each_show_in_the_run() {
         assert!(!saved.join("optimizer.safetensors").exists(), "step {step}");
     }
 
-    // The contrast: the same run at run.seed 0, histograms and optimiser state on.
+    // The contrast: the same run at run.seed 0, histograms and optimiser state on. The random
+    // model earns no reward, so every advantage is 0; an entropy term keeps those samples in the
+    // training pass (without one they skip it), so that importance ratios exist to histogram.
     let base = dir.path().join("base");
     let mut two = sets(&shared);
-    two.extend(sets(&["run.steps=2"]));
+    two.extend(sets(&["run.steps=2", "algorithm.entropy_coef=0.001"]));
     let out = train(dir.path(), Path::new(config), &base, &two);
     assert!(out.status.success(), "{}", stderr(&out));
     let base_events = common::read_events(&base);

@@ -3,12 +3,12 @@
 //! reduced by the configured aggregation so that micro-batch losses sum exactly to the
 //! mini-batch loss. Metrics use veRL's names.
 
-use rl_core::{AlgorithmError, Loss, LossInputs};
+use crate::{AlgorithmError, Loss, LossInputs};
 use tch::{Kind, Tensor};
 
 use crate::{
     common::missing_reference,
-    core::{AlgoError, KlEstimator, LossAggregation, PpoClip, ppo_policy_loss, token_kl},
+    math::{AlgoError, KlEstimator, LossAggregation, PpoClip, ppo_policy_loss, token_kl},
 };
 
 /// The actor objective's settings.
@@ -27,7 +27,7 @@ pub struct ActorObjective {
 
 impl ActorObjective {
     /// Whether a token with advantage 0 adds nothing to the gradient: no KL penalty and no
-    /// entropy bonus read it ([`rl_core::Algorithm::zero_advantage_is_inert`]).
+    /// entropy bonus read it ([`crate::Algorithm::zero_advantage_is_inert`]).
     pub fn inert_at_zero_advantage(&self) -> bool {
         self.kl.is_none_or(|(_, coef)| coef <= 0.0) && self.entropy_coef == 0.0
     }

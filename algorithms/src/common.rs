@@ -1,10 +1,10 @@
 //! Small pieces the algorithm files share: error conversion, reward metrics, the KL penalty as
 //! a per-token reward term.
 
-use rl_core::{AlgorithmError, Experience};
+use crate::{AlgorithmError, Experience};
 use tch::{Kind, Tensor};
 
-use crate::core::{AlgoError, KlController, KlEstimator, token_kl};
+use crate::math::{AlgoError, KlController, KlEstimator, token_kl};
 
 /// Turns the math's errors into the algorithm's, naming it.
 pub(crate) fn err(name: &str) -> impl Fn(AlgoError) -> AlgorithmError + '_ {
@@ -104,7 +104,7 @@ pub(crate) fn sequence_mean(per_token: &Tensor, mask: &Tensor) -> Tensor {
 
 #[cfg(test)]
 mod tests {
-    use rl_core::Algorithm;
+    use crate::Algorithm;
 
     use crate::fixtures::{adaptive_kl, batch, ppo, reinforce_pp};
 

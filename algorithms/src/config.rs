@@ -1,17 +1,14 @@
 //! Building an algorithm from the run's `[algorithm]` section.
 
-use rl_core::{
-    Algorithm, AlgorithmError,
-    config::{Advantage, AlgorithmConfig, AlgorithmName, KlEstimator as KlName, LossAgg},
-};
+use rl_core::config::{Advantage, AlgorithmConfig, AlgorithmName, KlEstimator as KlName, LossAgg};
 
 use crate::{
-    ActorObjective, Dapo, Grpo, KlInReward, Ppo, ReinforcePp, Rloo,
-    core::{
+    ActorObjective, Algorithm, AlgorithmError, Dapo, Grpo, KlInReward, Ppo, ReinforcePp, Rloo,
+    dapo::Overlong,
+    math::{
         AdaptiveKlController, FixedKlController, KlController, KlEstimator, LossAggregation,
         PpoClip,
     },
-    dapo::Overlong,
 };
 
 /// The algorithm `config` describes (after [`AlgorithmConfig::resolve`]); `max_new_tokens`
@@ -121,7 +118,7 @@ pub fn from_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rl_core::Experience;
+    use crate::Experience;
     use tch::{Device, Kind, Tensor};
 
     /// `rollout.max_new_tokens` of the algorithms built here.
@@ -208,7 +205,7 @@ mod tests {
             values: Some(Tensor::zeros([b, n], (Kind::Float, Device::Cpu))),
             ..experience(&[1., 0., 1., 0.], &[n; 4])
         };
-        let coef = |t: &rl_core::Targets| t.metrics.iter().find(|(k, _)| k == "kl/coef").unwrap().1;
+        let coef = |t: &crate::Targets| t.metrics.iter().find(|(k, _)| k == "kl/coef").unwrap().1;
         let first = ppo.targets(&batch).unwrap();
         let second = ppo.targets(&batch).unwrap();
         assert_eq!(coef(&first), 0.1);
@@ -230,7 +227,7 @@ mod tests {
         // Group 1 (1, 1) is all equal: the baseline centres it to 0, the plain estimator
         // whitens it against group 0 to a positive advantage.
         let batch = experience(&[1., 0., 1., 1.], &[2; 4]);
-        let a = |t: rl_core::Targets| t.advantages.double_value(&[2, 0]);
+        let a = |t: crate::Targets| t.advantages.double_value(&[2, 0]);
         assert!(a(with.targets(&batch).unwrap()).abs() < 1e-6);
         assert!(a(without.targets(&batch).unwrap()) > 0.1);
     }

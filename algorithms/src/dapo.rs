@@ -4,13 +4,13 @@
 //! are dropped from the update), and an overlong penalty that shapes the reward of responses
 //! running into the length limit.
 
-use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
+use crate::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
 use tch::Kind;
 
 use crate::{
     actor_loss::ActorObjective,
     common::{err, kl_on, metrics},
-    core::{broadcast_to_tokens, dynamic_sampling_keep, grpo_advantage, overlong_penalty},
+    math::{broadcast_to_tokens, dynamic_sampling_keep, grpo_advantage, overlong_penalty},
 };
 
 /// DAPO's soft overlong punishment: responses longer than `max_len − cache_len` tokens lose up
@@ -87,7 +87,7 @@ impl Algorithm for Dapo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{LossAggregation, PpoClip};
+    use crate::math::{LossAggregation, PpoClip};
     use tch::{Device, Tensor};
 
     fn batch(rewards: &[f32], lengths: &[i64]) -> Experience {

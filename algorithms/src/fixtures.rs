@@ -1,12 +1,12 @@
 //! Algorithms and a batch the unit tests of the algorithm files share: PPO and REINFORCE++ with
 //! an optional KL term, and a small batch whose policy is far from its reference.
 
-use rl_core::Experience;
+use crate::Experience;
 use tch::{Device, Kind, Tensor};
 
 use crate::{
     ActorObjective, KlInReward, Ppo, ReinforcePp,
-    core::{AdaptiveKlController, KlController, KlEstimator, LossAggregation, PpoClip},
+    math::{AdaptiveKlController, KlController, KlEstimator, LossAggregation, PpoClip},
 };
 
 /// The clipped surrogate (ε = 0.2, token mean) with the KL term `kl` in the loss.

@@ -4,12 +4,12 @@
 //! prefers a sequence-sum aggregation); the same advantage for every response token; PPO's
 //! clipped surrogate with an optional KL term to the reference model in the loss.
 
-use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
+use crate::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
 
 use crate::{
     actor_loss::ActorObjective,
     common::{err, kl_on, metrics},
-    core::{broadcast_to_tokens, grpo_advantage},
+    math::{broadcast_to_tokens, grpo_advantage},
 };
 
 /// GRPO and its Dr. GRPO variant.

@@ -1,13 +1,15 @@
-//! The PPO-family algorithms of `rl` (PPO, GRPO, Dr. GRPO, DAPO, RLOO, REINFORCE++) over the
-//! shared, pure advantage / policy-loss / KL / aggregation functions of [`core`].
+//! The [`Algorithm`] trait, through which the learner runs any RL algorithm, and `rl`'s PPO-family
+//! algorithms (PPO, GRPO, Dr. GRPO, DAPO, RLOO, REINFORCE++) over the shared, pure advantage /
+//! policy-loss / KL / aggregation functions of [`math`].
 
 pub mod actor_loss;
+mod algorithm;
 mod common;
 pub use common::KlInReward;
 pub mod config;
-pub mod core;
 pub mod dapo;
 pub mod grpo;
+pub mod math;
 pub mod ppo;
 pub mod reinforce_pp;
 pub mod rloo;
@@ -17,6 +19,7 @@ mod state;
 mod fixtures;
 
 pub use actor_loss::ActorObjective;
+pub use algorithm::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
 pub use config::from_config;
 pub use dapo::Dapo;
 pub use grpo::Grpo;

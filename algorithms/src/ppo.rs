@@ -5,13 +5,13 @@
 //! surrogate (with dual-clip when set), the critic a clipped value loss towards the returns.
 //! During the first `critic_warmup` updates only the critic learns.
 
-use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
+use crate::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
 use tch::{Kind, Tensor};
 
 use crate::{
     actor_loss::ActorObjective,
     common::{KlInReward, err, kl_on, kl_penalty, metrics, sequence_mean},
-    core::{AdvantageEstimator, AdvantageInput, AdvantageParams, explained_variance, value_loss},
+    math::{AdvantageEstimator, AdvantageInput, AdvantageParams, explained_variance, value_loss},
     state,
 };
 

@@ -3,12 +3,12 @@
 //! discounted returns are whitened over the whole batch, and the PPO clipped surrogate is
 //! optimised. The baseline variant subtracts each prompt's mean score first.
 
-use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
+use crate::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
 
 use crate::{
     actor_loss::ActorObjective,
     common::{KlInReward, err, kl_on, kl_penalty, metrics, sequence_mean},
-    core::{AdvantageEstimator, AdvantageInput, AdvantageParams},
+    math::{AdvantageEstimator, AdvantageInput, AdvantageParams},
     state,
 };
 

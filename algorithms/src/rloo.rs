@@ -2,12 +2,12 @@
 //! each sample's advantage is its reward minus the mean reward of the other `k − 1` samples of
 //! its prompt — optimised with the PPO clipped surrogate (as OpenRLHF does), KL in the loss.
 
-use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
+use crate::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
 
 use crate::{
     actor_loss::ActorObjective,
     common::{err, kl_on, metrics},
-    core::{broadcast_to_tokens, rloo_advantage},
+    math::{broadcast_to_tokens, rloo_advantage},
 };
 
 /// RLOO.

@@ -4,11 +4,11 @@
 //! "kl_coef": 0.1008}`, each key only where it applies, Null when nothing does — which a resumed
 //! run restores exactly (the crate parses JSON with serde_json's `float_roundtrip`).
 
-use rl_core::AlgorithmError;
+use crate::AlgorithmError;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::{KlInReward, core::KlController};
+use crate::{KlInReward, math::KlController};
 
 /// The saved state as read back; a key is absent where it does not apply.
 #[derive(Debug, Default, Deserialize)]
@@ -97,7 +97,7 @@ pub(crate) fn load(
 
 #[cfg(test)]
 mod tests {
-    use rl_core::{Algorithm, Targets};
+    use crate::{Algorithm, Targets};
 
     use super::*;
     use crate::fixtures::{adaptive_kl, batch, ppo, reinforce_pp};
@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn coefficients_survive_json_text_bit_for_bit() {
-        let mut c = crate::core::AdaptiveKlController::new(0.1, 6.0, 10000.0).unwrap();
+        let mut c = crate::math::AdaptiveKlController::new(0.1, 6.0, 10000.0).unwrap();
         let mut seen = 0;
         for i in 0..2000u64 {
             c.update((i % 13) as f64, 1 + i % 257).unwrap();

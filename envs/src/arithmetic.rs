@@ -17,10 +17,9 @@ use rl_core::{
 use rl_reward::expr::{self, Limits};
 use serde_json::json;
 
-use crate::{
-    generated::{self, Problem, check_eval_fraction},
-    rng::Rng,
-};
+use rl_core::rng::Rng;
+
+use crate::generated::{self, Problem, check_eval_fraction};
 
 /// The generated-arithmetic environment.
 #[derive(Debug, Clone)]

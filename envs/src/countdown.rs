@@ -26,10 +26,9 @@ use rl_reward::{
 };
 use serde_json::json;
 
-use crate::{
-    generated::{self, Problem, check_eval_fraction},
-    rng::Rng,
-};
+use rl_core::rng::Rng;
+
+use crate::generated::{self, Problem, check_eval_fraction};
 
 /// The countdown environment.
 #[derive(Debug, Clone)]

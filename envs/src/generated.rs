@@ -5,7 +5,7 @@
 
 use rl_core::{EnvError, Message, Split, Task};
 
-use crate::rng::{Rng, mix};
+use rl_core::rng::{Rng, mix};
 
 /// A stable 64-bit hash of a problem's canonical text (FNV-1a, then SplitMix64's mixer so
 /// every bit is well spread). Stable across platforms and versions.

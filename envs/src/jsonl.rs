@@ -10,10 +10,9 @@ use std::path::Path;
 
 use rl_core::{Env, EnvError, Message, Split, Task, config::EnvConfig};
 
-use crate::{
-    generated::{check_eval_fraction, problem_hash, split_of},
-    rng::Rng,
-};
+use rl_core::rng::Rng;
+
+use crate::generated::{check_eval_fraction, problem_hash, split_of};
 
 /// Largest data file read, in bytes.
 pub const MAX_FILE_BYTES: u64 = 1 << 30;

@@ -16,7 +16,6 @@ pub mod countdown;
 pub mod generated;
 pub mod jsonl;
 pub mod preferences;
-pub mod rng;
 
 use rl_core::{
     Env, EnvError, RewardError, RewardFn,

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use rl_test_support::{minilm_dir, python, smollm2_gguf, smollm2_tokenizer_dir};
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
@@ -13,63 +15,6 @@ pub fn repo() -> PathBuf {
         .join("../..")
         .canonicalize()
         .expect("repo root")
-}
-
-/// The project's Python (the torch venv made by `scripts/torch-env.sh`; `make test` exports
-/// `RL_TORCH_VENV`). Tests that compare against Python references need it and fail without it.
-pub fn python() -> PathBuf {
-    let venv = std::env::var_os("RL_TORCH_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            home.join(".cache/rl/torch-2.11.0/venv")
-        });
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "no Python venv at {}: run the tests with `make test`, which creates it",
-        venv.display()
-    );
-    python
-}
-
-/// The SmolLM2-135M-Instruct GGUF (`RL_SMOLLM2_GGUF`, which `make test` sets, else the cache
-/// path scripts/fetch-model.sh uses).
-pub fn smollm2_gguf() -> PathBuf {
-    let path = std::env::var_os("RL_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            home.join(".cache/rl/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    assert!(
-        path.is_file(),
-        "no SmolLM2 GGUF at {}: run scripts/fetch-model.sh or `make test`",
-        path.display()
-    );
-    path
-}
-
-/// The all-MiniLM-L6-v2 directory: `$RL_MINILM_DIR` (set by `make test`), else the model cache.
-pub fn minilm_dir() -> PathBuf {
-    let path = std::env::var_os("RL_MINILM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            home.join(".cache/rl/models/all-MiniLM-L6-v2")
-        });
-    assert!(
-        path.join("model.safetensors").is_file(),
-        "no all-MiniLM-L6-v2 at {}: run scripts/fetch-minilm.sh or `make test`",
-        path.display()
-    );
-    path
 }
 
 /// Runs `rl` with `args` in `cwd`.
@@ -198,26 +143,6 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// SmolLM2's tokenizer as an HF folder (tokenizer.json, chat template), which `make test` saves
-/// into the model cache (scripts/parity/make_tokenizer_reference.py).
-pub fn smollm2_tokenizer_dir() -> PathBuf {
-    let cache = std::env::var_os("RL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            home.join(".cache/rl")
-        });
-    let path = cache.join("models/smollm2-135m-instruct-tokenizer");
-    assert!(
-        path.join("tokenizer.json").is_file(),
-        "no SmolLM2 tokenizer folder at {}: run `make test`, or scripts/with-torch.sh python scripts/parity/make_tokenizer_reference.py",
-        path.display()
-    );
-    path
 }
 
 /// A tiny random Llama (one layer, hidden size 16) with SmolLM2's tokenizer and chat template,

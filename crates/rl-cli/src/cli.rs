@@ -31,7 +31,7 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Print per-token log-probabilities (and entropies) of a text under a model, as JSON.
     Logprobs(LogprobsArgs),
-    /// Convert a model (HF directory; GGUF next) into an HF safetensors directory that transformers loads.
+    /// Convert a model (built-in name, HF directory or .gguf file) into an HF safetensors directory that transformers loads.
     Convert(ConvertArgs),
     /// Score a model on an environment's held-out tasks: greedy accuracy and pass@k, per-sample JSONL.
     Eval(EvalArgs),

@@ -1,17 +1,16 @@
-//! Core types of `rl`: the typed run configuration (TOML schema, overrides, validation) shared by
-//! every role, and the public traits users extend — [`Env`] (task sources, single- or
-//! multi-turn), [`RewardFn`] (scorers) and [`Algorithm`] (advantages and loss) — with the task,
-//! chat and batch types they exchange.
+//! Core vocabulary of `rl`, in pure Rust (no libtorch): the typed run configuration (TOML schema,
+//! overrides, validation) shared by every role, and the traits users extend that need no tensors
+//! — [`Env`] (task sources, single- or multi-turn) and [`RewardFn`] (scorers) — with the task and
+//! chat types they exchange. The tensor-level `Algorithm` trait lives in `rl-algorithms`.
 
-pub mod algorithm;
 pub mod chat;
 pub mod config;
 pub mod env;
 pub mod episode;
 pub mod reward;
+pub mod rng;
 pub mod task;
 
-pub use algorithm::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
 pub use chat::{Message, Role};
 pub use config::{Config, ConfigError};
 pub use env::{Env, EnvError, Transition};

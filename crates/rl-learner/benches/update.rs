@@ -16,11 +16,12 @@ use std::time::Instant;
 
 use bench_args::BenchArgs;
 
+use rl_algorithms::Algorithm;
 use rl_algorithms::{
     ActorObjective, Grpo,
-    core::{LossAggregation, PpoClip},
+    math::{LossAggregation, PpoClip},
 };
-use rl_core::{Algorithm, config::LrSchedule};
+use rl_core::config::LrSchedule;
 use rl_learner::{
     AdamWConfig, Learner, UpdateSettings,
     experience::{self, Rollout},

@@ -2,7 +2,7 @@
 //! the update loop use: prompt and response concatenated and right-padded, the response mask,
 //! and the rollout log-probs placed at the positions that predict each response token.
 
-use rl_core::Experience;
+use rl_algorithms::Experience;
 use tch::{Device, Tensor};
 
 use crate::LearnerError;

@@ -1,8 +1,38 @@
-//! Gradient checks before an optimiser step: the global L2 norm (logged as `actor/grad_norm`),
-//! clipping to a maximum norm, and the non-finite guard that skips a step rather than writing
-//! NaN into the weights.
+//! The guarded optimiser step every trainer takes: the global L2 norm of the gradients (logged
+//! as `actor/grad_norm`), a non-finite guard that skips the step rather than writing NaN into the
+//! weights, clipping to a maximum norm, the step, and clearing the gradients.
 
 use tch::{Kind, Tensor};
+
+use crate::AdamW;
+
+/// One optimiser's part in a [`guarded_step`], at learning rate `lr`.
+pub struct Update<'a> {
+    /// The optimiser, its parameters' gradients accumulated.
+    pub optimizer: &'a mut AdamW,
+    /// Its learning rate for this step.
+    pub lr: f64,
+}
+
+/// Steps the optimisers of `updates` together: each one's gradient norm, then, if every norm is
+/// finite, each clips its gradients to `max_norm` (0 = no clipping) and steps; if one is not,
+/// none steps and the weights stay as they were. The gradients are cleared either way. Returns
+/// the norms, in order, and whether the step was taken.
+pub fn guarded_step(updates: &mut [Update<'_>], max_norm: f64) -> (Vec<f64>, bool) {
+    let norms: Vec<f64> = updates
+        .iter()
+        .map(|u| global_norm(u.optimizer.params().map(|(_, p)| p)))
+        .collect();
+    let finite = norms.iter().all(|n| n.is_finite());
+    for (u, &norm) in updates.iter_mut().zip(&norms) {
+        if finite {
+            clip(u.optimizer.params().map(|(_, p)| p), norm, max_norm);
+            u.optimizer.step(u.lr);
+        }
+        u.optimizer.zero_grad();
+    }
+    (norms, finite)
+}
 
 /// Global L2 norm of the gradients of `params` (those without a gradient count as zero).
 pub fn global_norm<'a>(params: impl Iterator<Item = &'a Tensor>) -> f64 {

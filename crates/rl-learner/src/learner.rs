@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
-use rl_core::{Algorithm, AlgorithmError, Experience, LossInputs, Targets, config::LrSchedule};
+use rl_algorithms::{Algorithm, AlgorithmError, Experience, LossInputs, Targets};
+use rl_core::config::LrSchedule;
 use rl_model::{
     CausalLm, TrainingPass, backward_token_loss, heads::ScalarModel,
     logprobs::DEFAULT_CHUNK_TOKENS, master::MasterWeights,
@@ -363,27 +364,27 @@ impl Learner {
                         return Err(e);
                     }
                 };
-                let norm = grad::global_norm(self.optimizer.params().map(|(_, p)| p));
-                let critic_norm = self.critic.as_ref().map_or(0.0, |c| {
-                    grad::global_norm(c.optimizer.params().map(|(_, p)| p))
+                let mut updates = vec![grad::Update {
+                    optimizer: &mut self.optimizer,
+                    lr,
+                }];
+                let critic_lr = self.critic.as_mut().map(|c| {
+                    let critic_lr =
+                        learning_rate(c.lr, s.schedule, s.warmup_steps, step, s.total_steps);
+                    updates.push(grad::Update {
+                        optimizer: &mut c.optimizer,
+                        lr: critic_lr,
+                    });
+                    critic_lr
                 });
-                if norm.is_finite() && critic_norm.is_finite() {
-                    grad::clip(self.optimizer.params().map(|(_, p)| p), norm, s.grad_clip);
-                    self.optimizer.step(lr);
+                let (norms, stepped) = grad::guarded_step(&mut updates, s.grad_clip);
+                if stepped {
                     if let Some(master) = &self.master {
                         master.sync_into(&self.vs).map_err(|e| {
                             LearnerError::Batch(format!("cannot refresh the compute weights: {e}"))
                         })?;
                     }
-                    if let Some(c) = &mut self.critic {
-                        grad::clip(
-                            c.optimizer.params().map(|(_, p)| p),
-                            critic_norm,
-                            s.grad_clip,
-                        );
-                        let critic_lr =
-                            learning_rate(c.lr, s.schedule, s.warmup_steps, step, s.total_steps);
-                        c.optimizer.step(critic_lr);
+                    if let (Some(critic_lr), Some(&critic_norm)) = (critic_lr, norms.get(1)) {
                         *sums.entry("critic/grad_norm".into()).or_default() += critic_norm;
                         *sums.entry("critic/lr".into()).or_default() += critic_lr;
                     }
@@ -391,15 +392,14 @@ impl Learner {
                     for (k, v) in metrics {
                         *sums.entry(k).or_default() += v;
                     }
-                    *sums.entry("actor/grad_norm".into()).or_default() += norm;
+                    *sums.entry("actor/grad_norm".into()).or_default() += norms[0];
                     *sums.entry("actor/lr".into()).or_default() += lr;
                 } else {
                     stats.skipped += 1;
                     tracing::warn!(
-                        "gradient norm is {norm} (critic {critic_norm}): optimizer step skipped, weights unchanged"
+                        "gradient norms are {norms:?} (policy, then critic): optimizer step skipped, weights unchanged"
                     );
                 }
-                self.zero_grad();
                 probe.fresh = false;
             }
         }

@@ -7,6 +7,7 @@
 //! Bradley–Terry).
 
 pub mod experience;
+mod fused_adamw;
 pub mod grad;
 mod learner;
 mod logprobs;

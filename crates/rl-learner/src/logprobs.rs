@@ -1,7 +1,7 @@
 //! Scoring a batch without gradient, a few rows at a time: the frozen reference model's
 //! log-probs for a KL term, and the policy's own, to compare with what the sampler reported.
 
-use rl_core::Experience;
+use rl_algorithms::Experience;
 use rl_model::{CausalLm, logprobs::DEFAULT_CHUNK_TOKENS, token_logprobs};
 use tch::{Kind, Tensor};
 

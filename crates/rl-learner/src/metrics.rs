@@ -2,7 +2,7 @@
 //! `response_length/{mean,max,min,clip_ratio}` (clip ratio: the share of responses that hit
 //! `max_new_tokens` and were cut off).
 
-use rl_core::Experience;
+use rl_algorithms::Experience;
 use tch::Kind;
 
 /// Response-length metrics of `batch`, whose responses were capped at `max_new_tokens`.

@@ -1,9 +1,12 @@
 //! AdamW (Loshchilov & Hutter, arXiv 1711.05101) over named f32 parameters, with its state —
 //! moments and step count — saved and restored exactly (tch's optimisers cannot persist theirs).
 //! Same update as `torch.optim.AdamW`: decay `p ← p·(1 − lr·wd)`, then
-//! `p ← p − lr · m̂ / (√v̂ + ε)` with bias-corrected moments.
+//! `p ← p − lr · m̂ / (√v̂ + ε)` with bias-corrected moments. The step runs in ATen's fused
+//! kernel ([`crate::fused_adamw`]) when the parameters allow it, else as tensor operations.
 
 use tch::{Kind, Tensor};
+
+use crate::fused_adamw::{self, Group, Hyper};
 
 /// AdamW's hyper-parameters (the learning rate comes with each step).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,6 +52,8 @@ pub struct AdamW {
     slots: Vec<Slot>,
     config: AdamWConfig,
     step: u64,
+    /// Try the fused kernel first.
+    fused: bool,
 }
 
 impl AdamW {
@@ -78,7 +83,15 @@ impl AdamW {
             slots,
             config,
             step: 0,
+            fused: fused_adamw::available(),
         }
+    }
+
+    /// Whether steps may use ATen's fused kernel (default: when the build has it). Both paths
+    /// compute the same update up to rounding.
+    pub fn with_fused(mut self, fused: bool) -> Self {
+        self.fused = fused && fused_adamw::available();
+        self
     }
 
     /// Updates taken so far.
@@ -115,6 +128,9 @@ impl AdamW {
         let t = self.step as i32;
         let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
         let (eps, wd) = (self.config.eps, self.config.weight_decay);
+        if self.fused && self.fused_step(lr) {
+            return;
+        }
         tch::no_grad(|| {
             for s in &mut self.slots {
                 let grad = s.source.grad();
@@ -143,6 +159,49 @@ impl AdamW {
                 }
             }
         });
+    }
+
+    /// The step in the fused kernel, when every parameter with a gradient fits it; false when
+    /// the unfused path must run. A kernel that refuses is not tried again.
+    fn fused_step(&mut self, lr: f64) -> bool {
+        let groups: Vec<Group<'_>> = self
+            .slots
+            .iter()
+            .filter_map(|s| {
+                let grad = s.source.grad();
+                grad.defined().then_some(Group {
+                    param: &s.param,
+                    grad,
+                    m: &s.m,
+                    v: &s.v,
+                })
+            })
+            .collect();
+        if groups.is_empty() {
+            return true;
+        }
+        if !fused_adamw::fits(&groups) {
+            return false;
+        }
+        let hyper = Hyper {
+            step: self.step,
+            lr,
+            betas: self.config.betas,
+            weight_decay: self.config.weight_decay,
+            eps: self.config.eps,
+        };
+        let done = fused_adamw::step(&groups, hyper);
+        drop(groups);
+        match done {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::warn!(
+                    "the fused AdamW kernel refused the step ({why}); AdamW runs unfused"
+                );
+                self.fused = false;
+                false
+            }
+        }
     }
 
     /// The state as named tensors (`adamw.step`, `adamw.m.<param>`, `adamw.v.<param>`), for a
@@ -201,13 +260,19 @@ mod tests {
 
     #[test]
     fn two_steps_match_the_formula() {
+        for fused in [false, true] {
+            two_steps(fused);
+        }
+    }
+
+    fn two_steps(fused: bool) {
         let p = param(&[1.0, -2.0]);
         let config = AdamWConfig {
             betas: (0.9, 0.99),
             eps: 1e-8,
             weight_decay: 0.1,
         };
-        let mut opt = AdamW::new(vec![("p".into(), p.shallow_clone())], config);
+        let mut opt = AdamW::new(vec![("p".into(), p.shallow_clone())], config).with_fused(fused);
         set_grad(&p, &[0.5, 1.0]);
         opt.step(0.01);
         // Step 1: m̂ = g, v̂ = g², update = lr · g/|g| = 0.01·sign(g); decay first:
@@ -225,6 +290,47 @@ mod tests {
             "{}",
             p.double_value(&[0])
         );
+    }
+
+    #[test]
+    fn the_fused_kernel_is_built_and_matches_the_tensor_operations() {
+        assert!(
+            fused_adamw::available(),
+            "the fused AdamW shim was not built: libtorch's headers lack ATen/ops/_fused_adamw.h"
+        );
+        let config = AdamWConfig {
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.01,
+        };
+        let run = |fused: bool| {
+            tch::manual_seed(7);
+            let a =
+                Tensor::randn([64, 32], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+            let b = Tensor::randn([32], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+            // No gradient ever reaches `idle`: both paths leave it alone.
+            let idle = Tensor::ones([3], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+            let params = vec![
+                ("a".into(), a.shallow_clone()),
+                ("b".into(), b.shallow_clone()),
+                ("idle".into(), idle.shallow_clone()),
+            ];
+            let mut opt = AdamW::new(params, config).with_fused(fused);
+            for step in 0..5 {
+                opt.zero_grad();
+                let x = Tensor::randn([8, 64], (Kind::Float, tch::Device::Cpu));
+                let loss = (x.matmul(&a) + &b).tanh().square().sum(Kind::Float);
+                loss.backward();
+                opt.step(1e-2 * f64::from(step + 1));
+            }
+            [a, b, idle].map(|t| t.detach().copy())
+        };
+        let (fused, unfused) = (run(true), run(false));
+        for (f, u) in fused.iter().zip(&unfused) {
+            let diff = (f - u).abs().max().double_value(&[]);
+            assert!(diff < 1e-6, "fused and unfused AdamW differ by {diff}");
+        }
+        assert!(unfused[2].equal(&Tensor::ones([3], (Kind::Float, tch::Device::Cpu))));
     }
 
     #[test]

@@ -210,16 +210,16 @@ impl RewardModelTrainer {
             };
             (loss * (batch.pairs() as f64 / total as f64)).backward();
         }
-        let norm = grad::global_norm(self.optimizer.params().map(|(_, p)| p));
-        let skipped = !norm.is_finite();
+        let update = grad::Update {
+            optimizer: &mut self.optimizer,
+            lr,
+        };
+        let (norms, stepped) = grad::guarded_step(&mut [update], s.grad_clip);
+        let (norm, skipped) = (norms[0], !stepped);
         if skipped {
             self.skipped += 1;
             tracing::warn!("gradient norm is {norm}: reward-model step skipped, weights unchanged");
-        } else {
-            grad::clip(self.optimizer.params().map(|(_, p)| p), norm, s.grad_clip);
-            self.optimizer.step(lr);
         }
-        self.optimizer.zero_grad();
         Ok(PairStats {
             grad_norm: norm,
             lr,

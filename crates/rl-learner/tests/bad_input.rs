@@ -9,7 +9,7 @@
 
 mod support;
 
-use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
+use rl_algorithms::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
 use rl_learner::{
     Learner, LearnerError,
     experience::{self, Rollout},

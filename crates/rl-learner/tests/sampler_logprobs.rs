@@ -9,7 +9,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use rl_core::{Experience, config::LrSchedule};
+use rl_algorithms::Experience;
+use rl_core::config::LrSchedule;
 use rl_learner::{
     AdamWConfig, Learner, UpdateSettings,
     experience::{self, Rollout},

@@ -9,7 +9,7 @@ mod support;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
+use rl_algorithms::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
 use rl_learner::{
     Learner,
     experience::{self, Rollout},

@@ -98,7 +98,7 @@ pub enum ModelError {
     },
     /// A GGUF file could not be read.
     #[error(transparent)]
-    Gguf(crate::gguf::GgufError),
+    Gguf(rl_gguf::GgufError),
     /// The model's tokenizer could not be loaded or used.
     #[error(transparent)]
     Tokenizer(#[from] crate::tokenizer::TokenizerError),

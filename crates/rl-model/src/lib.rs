@@ -10,7 +10,6 @@ pub mod device;
 mod error;
 pub mod export;
 pub mod gguf;
-pub mod gguf_model;
 pub mod heads;
 pub mod hf;
 pub mod kv_cache;

@@ -57,7 +57,7 @@ pub fn load(name: &str, device: Device, kind: Kind) -> Result<hf::LoadedModel, M
         return hf::load_dir(&path, device, kind);
     }
     if path.extension().is_some_and(|e| e == "gguf") {
-        return crate::gguf_model::load_gguf(&path, device, kind);
+        return crate::gguf::load_gguf(&path, device, kind);
     }
     Err(ModelError::NotAModel { path })
 }

@@ -9,8 +9,6 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: that is a test failure
 
-use std::path::{Path, PathBuf};
-
 mod common;
 
 use common::{rows, transformers};
@@ -19,6 +17,7 @@ use rl_model::{
     reward_input::{RewardText, encode_reward_batch},
     tokenizer::{Message, Tokenizer},
 };
+use rl_test_support::minilm_dir;
 use tch::{Device, Kind, Tensor};
 
 const TEXTS: [&str; 4] = [
@@ -27,35 +26,6 @@ const TEXTS: [&str; 4] = [
     "Hi!",
     "Naïve café owners don't pay 17 + 25 = 42 euros, do they?",
 ];
-
-/// The MiniLM directory, or `None` (with the reason printed) when it is not there.
-fn minilm_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("RL_MINILM_DIR") {
-        let dir = PathBuf::from(dir);
-        assert!(
-            dir.join("model.safetensors").is_file(),
-            "RL_MINILM_DIR={} holds no model.safetensors: run scripts/fetch-minilm.sh and pass \
-             the directory it prints",
-            dir.display()
-        );
-        return Some(dir);
-    }
-    let cache = std::env::var_os("RL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/rl")
-        });
-    let dir = cache.join("models/all-MiniLM-L6-v2");
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    eprintln!(
-        "skipped: RL_MINILM_DIR is unset and all-MiniLM-L6-v2 is not at {}; run \
-         scripts/fetch-minilm.sh (`make test` does and sets RL_MINILM_DIR)",
-        dir.display()
-    );
-    None
-}
 
 /// Right-padded `[CLS] text [SEP]` rows from our tokenizer (the `tokenizers` crate).
 fn encode_texts(tok: &Tokenizer) -> (Tensor, Tensor, Vec<Vec<u32>>) {
@@ -82,7 +52,7 @@ fn encode_texts(tok: &Tokenizer) -> (Tensor, Tensor, Vec<Vec<u32>>) {
 
 #[test]
 fn minilm_hidden_states_match_transformers() {
-    let Some(dir) = minilm_dir() else { return };
+    let dir = minilm_dir();
     let tok = Tokenizer::from_dir(&dir).unwrap();
     let (ids, mask, rows_ids) = encode_texts(&tok);
     assert!(
@@ -151,7 +121,7 @@ fn minilm_hidden_states_match_transformers() {
 
 #[test]
 fn minilm_reward_model_saves_reloads_and_scores_like_transformers() {
-    let Some(dir) = minilm_dir() else { return };
+    let dir = minilm_dir();
     let tok = Tokenizer::from_dir(&dir).unwrap();
     let (ids, mask, _) = encode_texts(&tok);
     let model = ScalarModel::from_backbone_dir(&dir, Device::Cpu).unwrap();
@@ -219,7 +189,7 @@ fn minilm_reward_model_saves_reloads_and_scores_like_transformers() {
 
 #[test]
 fn an_encoder_is_not_a_policy() {
-    let Some(dir) = minilm_dir() else { return };
+    let dir = minilm_dir();
     let err = match rl_model::load(dir.to_str().unwrap(), Device::Cpu, Kind::Float) {
         Ok(_) => panic!("a BERT directory loaded as a policy"),
         Err(e) => e.to_string(),

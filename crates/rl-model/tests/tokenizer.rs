@@ -4,35 +4,13 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: that is a test failure
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rl_model::tokenizer::{ChatTemplate, Message, SpecialTokens, Tokenizer, TokenizerError};
 use serde_json::{Value, json};
 
-/// The HF tokenizer directory the script saves (never skipped: a missing one fails).
-fn smollm2_dir() -> PathBuf {
-    let dir = match std::env::var_os("RL_SMOLLM2_TOKENIZER") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let cache = std::env::var_os("RL_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/rl")
-                });
-            cache.join("models/smollm2-135m-instruct-tokenizer")
-        }
-    };
-    assert!(
-        dir.join("tokenizer.json").is_file(),
-        "no SmolLM2 tokenizer at {} (set RL_SMOLLM2_TOKENIZER to move it); create it with\n    \
-         scripts/with-torch.sh python scripts/parity/make_tokenizer_reference.py\n(`make test` runs it)",
-        dir.display()
-    );
-    dir
-}
-
 fn smollm2() -> Tokenizer {
-    Tokenizer::from_dir(smollm2_dir()).unwrap()
+    Tokenizer::from_dir(rl_test_support::smollm2_tokenizer_dir()).unwrap()
 }
 
 fn reference() -> Value {
@@ -55,7 +33,7 @@ fn messages(v: &Value) -> Vec<Message> {
 /// A copy of the SmolLM2 directory with `edit` applied, for the error and config cases.
 fn edited_dir(edit: impl FnOnce(&Path)) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(smollm2_dir()).unwrap() {
+    for entry in std::fs::read_dir(rl_test_support::smollm2_tokenizer_dir()).unwrap() {
         let path = entry.unwrap().path();
         if path.is_file() {
             std::fs::copy(&path, tmp.path().join(path.file_name().unwrap())).unwrap();
@@ -79,14 +57,7 @@ fn ids_and_offsets_match_transformers_on_the_corpus() {
 /// The same tokenizer rebuilt from the GGUF's own metadata must agree just as exactly.
 #[test]
 fn the_tokenizer_rebuilt_from_gguf_matches_transformers() {
-    let gguf = std::env::var_os("RL_SMOLLM2_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| rl_model::source::cache_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf"));
-    assert!(
-        gguf.is_file(),
-        "no SmolLM2 GGUF at {}: run scripts/fetch-model.sh",
-        gguf.display()
-    );
+    let gguf = rl_test_support::smollm2_gguf();
     let tok = Tokenizer::from_gguf_file(&gguf).unwrap();
     let from_dir = smollm2();
     assert_eq!(

@@ -5,33 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-
 use rl_core::{RewardFn, Scoring, Task};
 use rl_model::heads::ScalarModel;
 use rl_reward::{ModelScorer, ModelScorerSettings};
+use rl_test_support::minilm_dir;
 use tch::{Device, Kind};
-
-/// `$RL_MINILM_DIR` (set by `make test`; must hold the model when set), else the cache, else
-/// `None` with the reason printed.
-fn minilm_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("RL_MINILM_DIR") {
-        let dir = PathBuf::from(dir);
-        assert!(
-            dir.join("model.safetensors").is_file(),
-            "RL_MINILM_DIR={}",
-            dir.display()
-        );
-        return Some(dir);
-    }
-    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-    let dir = home.join(".cache/rl/models/all-MiniLM-L6-v2");
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    eprintln!("skipped: RL_MINILM_DIR is unset; run scripts/fetch-minilm.sh (make test does)");
-    None
-}
 
 fn scorer(dir: &std::path::Path, batch_size: usize, nan: bool) -> ModelScorer {
     let model = ScalarModel::from_backbone_dir(dir, Device::Cpu).unwrap();
@@ -72,7 +50,7 @@ const REPLIES: [&str; 7] = [
 
 #[test]
 fn batched_scores_equal_one_at_a_time_scores() {
-    let Some(dir) = minilm_dir() else { return };
+    let dir = minilm_dir();
     let tasks = tasks();
     let batch: Vec<Scoring<'_>> = tasks
         .iter()
@@ -103,7 +81,7 @@ fn batched_scores_equal_one_at_a_time_scores() {
 
 #[test]
 fn a_nan_score_is_an_error_naming_the_task_and_the_actor_keeps_answering() {
-    let Some(dir) = minilm_dir() else { return };
+    let dir = minilm_dir();
     let tasks = tasks();
     let nan = scorer(&dir, 4, true);
     for _ in 0..2 {

@@ -10,6 +10,7 @@ use std::{
 };
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
+use rl_core::rng::splitmix64;
 use rl_model::{CachedPass, CausalLm, KvCache, hf::LoadedModel, tokenizer::Tokenizer};
 use tch::{Device, Kind, Tensor, nn::VarStore};
 
@@ -611,12 +612,4 @@ fn new_sequence(job: &Job) -> Sequence {
         tokens: Vec::new(),
         logprobs: Vec::new(),
     }
-}
-
-/// SplitMix64: decorrelates nearby seeds.
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }

@@ -11,20 +11,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rl_rollout::{Engine, EngineConfig, GenerateRequest, Prompt, SamplingParams};
 use tch::{Device, Kind, Tensor};
 
 const NEAR_TIE: f64 = 0.02;
-
-/// `RL_SMOLLM2_GGUF`, else the built-in model's cache path (an error says how to fetch it).
-fn gguf_path() -> PathBuf {
-    match std::env::var_os("RL_SMOLLM2_GGUF") {
-        Some(p) => p.into(),
-        None => rl_model::source::resolve("smollm2-135m-instruct").unwrap(),
-    }
-}
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array()
@@ -36,12 +28,7 @@ fn ids(v: &serde_json::Value) -> Vec<u32> {
 
 #[test]
 fn greedy_generation_matches_transformers_on_50_prompts() {
-    let path = gguf_path();
-    assert!(
-        path.is_file(),
-        "the SmolLM2-135M GGUF is not at {}: run scripts/fetch-model.sh (make test does) or set RL_SMOLLM2_GGUF",
-        path.display()
-    );
+    let path = rl_test_support::smollm2_gguf();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smollm2_greedy.json");
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();

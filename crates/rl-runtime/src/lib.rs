@@ -1,5 +1,6 @@
-//! The controller side of `rl`: the run directory a training run writes into, the metric sinks
-//! (TensorBoard event files, `metrics.jsonl`), the run's scorer ([`reward::scorer`]), and the driver that sets a run up.
+//! The controller of `rl`: the [`trainer`] that sets a run up and drives its step loop over the
+//! roles, the run directory it writes into, the metric sinks (TensorBoard event files,
+//! `metrics.jsonl`) and the run's scorer ([`reward::scorer`]).
 
 pub mod metrics;
 pub mod reward;

@@ -18,7 +18,8 @@ use std::{
     time::Duration,
 };
 
-use rl_core::{Config, Experience, LossInputs, RewardError, RewardFn, Score, Scoring, Split, Task};
+use rl_algorithms::{Experience, LossInputs};
+use rl_core::{Config, RewardError, RewardFn, Score, Scoring, Split, Task};
 use rl_model::heads::ScalarModel;
 use rl_reward::remote::{RewardServer, ServerOptions};
 use rl_runtime::{
@@ -672,18 +673,7 @@ fn tiny_reward_model(out: &Path) -> PathBuf {
         "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2,
     });
     let mut model = ScalarModel::from_config(json, Device::Cpu).unwrap();
-    model.source = smollm2_tokenizer_dir();
+    model.source = rl_test_support::smollm2_tokenizer_dir();
     model.save_dir(out, Kind::Float).unwrap();
     out.to_owned()
-}
-
-/// SmolLM2's tokenizer as an HF folder, which `make test` saves into the model cache.
-fn smollm2_tokenizer_dir() -> PathBuf {
-    let path = rl_model::source::cache_dir().join("smollm2-135m-instruct-tokenizer");
-    assert!(
-        path.join("tokenizer.json").is_file(),
-        "no SmolLM2 tokenizer folder at {}: run `make test`, or scripts/with-torch.sh python scripts/parity/make_tokenizer_reference.py",
-        path.display()
-    );
-    path
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::{DEFAULT_TEMPLATE, SpecialTokens, Tokenizer, TokenizerError};
-use crate::gguf::GgufFile;
+use rl_gguf::GgufFile;
 
 /// `tokenizer.ggml.token_type` of control tokens (llama.cpp's `LLAMA_TOKEN_TYPE_CONTROL`).
 const CONTROL: i32 = 3;

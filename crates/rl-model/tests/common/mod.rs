@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tch::{Kind, Tensor};
 
@@ -39,18 +39,7 @@ pub fn tensor(json: &serde_json::Value, key: &str, kind: Kind) -> Tensor {
 
 /// `$RL_TORCH_VENV/bin/python scripts/parity/reward_model_reference.py mode dir request`, parsed.
 pub fn transformers(mode: &str, dir: &Path, request: &serde_json::Value) -> serde_json::Value {
-    let venv = std::env::var_os("RL_TORCH_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(&std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/rl/torch-2.11.0/venv")
-        });
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "no Python venv at {}: run the tests with `make test`",
-        venv.display()
-    );
+    let python = rl_test_support::python();
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let req = tmp.path().join("request.json");
     std::fs::write(&req, request.to_string()).expect("request written");

@@ -563,7 +563,7 @@ fn build_batch(
     sampled: &[Sampled],
     kept: &[(usize, f64)],
     device: tch::Device,
-) -> Result<rl_core::Experience, TrainError> {
+) -> Result<rl_algorithms::Experience, TrainError> {
     let rollouts: Vec<Rollout<'_>> = kept
         .iter()
         .map(|&(i, reward)| {

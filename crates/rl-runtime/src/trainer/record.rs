@@ -4,7 +4,8 @@
 
 use std::{collections::BTreeMap, time::Instant};
 
-use rl_core::{Config, Experience, Targets, Task};
+use rl_algorithms::{Experience, Targets};
+use rl_core::{Config, Task};
 use rl_learner::UpdateStats;
 use tch::{Kind, Tensor};
 

@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use rl_core::{Algorithm, Config, Env, RewardFn};
+use rl_algorithms::Algorithm;
+use rl_core::{Config, Env, RewardFn};
 use rl_learner::{AdamWConfig, Learner, UpdateSettings};
 use rl_model::{CausalLm, heads::ScalarModel, hf::LoadedModel, tokenizer::Tokenizer};
 use rl_rollout::{Engine, EngineConfig, LocalWorker, RolloutError, RolloutWorker};

@@ -2,16 +2,11 @@
 //! evaluation samples) is a pure function of `(run.seed, step, index)`, never carried state,
 //! so a resumed run draws exactly what an uninterrupted one would.
 
-use rl_envs::rng::mix;
+use rl_core::rng::splitmix64 as splitmix;
 
 /// A seed for stream `(a, b)` under `seed`, decorrelated from its neighbours.
 pub fn derive(seed: u64, a: u64, b: u64) -> u64 {
     splitmix(seed ^ splitmix(a ^ splitmix(b)))
-}
-
-/// One SplitMix64 step: the golden-ratio increment keeps 0 from mapping to 0.
-fn splitmix(x: u64) -> u64 {
-    mix(x.wrapping_add(0x9e37_79b9_7f4a_7c15))
 }
 
 /// Named streams of one step, so that two uses never share a seed.

@@ -1,6 +1,7 @@
 //! The [`Algorithm`] trait: how a scored rollout batch becomes advantages (once per batch) and a
-//! differentiable loss (once per micro-batch). The PPO family lives in `algorithms/`, one file
-//! each, over shared pure functions; users add their own by implementing this trait.
+//! differentiable loss (once per micro-batch). The PPO family implements it in this crate, one
+//! file each, over the pure functions of [`crate::math`]; users add their own algorithms the same
+//! way.
 
 use tch::Tensor;
 
@@ -104,7 +105,7 @@ pub struct Loss {
 /// A user-defined algorithm, in the user's own crate — REINFORCE with the batch-mean baseline:
 ///
 /// ```
-/// use rl_core::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
+/// use rl_algorithms::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
 /// use tch::{Kind, Tensor};
 ///
 /// struct Reinforce;

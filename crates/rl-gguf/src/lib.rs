@@ -3,8 +3,8 @@
 //! `(Vec<f32>, shape)` pairs into tensors.
 //!
 //! ```no_run
-//! # fn main() -> Result<(), rl_model::gguf::GgufError> {
-//! let gguf = rl_model::gguf::GgufFile::open("model.gguf")?;
+//! # fn main() -> Result<(), rl_gguf::GgufError> {
+//! let gguf = rl_gguf::GgufFile::open("model.gguf")?;
 //! let layers = gguf.metadata().get_u32("llama.block_count")?;
 //! let (data, shape) = gguf.tensor_f32("token_embd.weight")?; // shape: [vocab, d_model]
 //! # Ok(()) }

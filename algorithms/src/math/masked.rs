@@ -89,8 +89,8 @@ fn var_mean(x: &Tensor, mask: &Tensor, unbiased: bool) -> Result<(Tensor, Tensor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::error::AlgoError;
-    use crate::core::testutil::{PAD, assert_close, assert_scalar, scalar, t2};
+    use crate::math::error::AlgoError;
+    use crate::math::testutil::{PAD, assert_close, assert_scalar, scalar, t2};
 
     /// Valid values 1, 2, 3 | 4, 5; the padding holds NaN and inf.
     fn batch() -> (Tensor, Tensor) {

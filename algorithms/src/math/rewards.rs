@@ -73,8 +73,8 @@ pub fn overlong_penalty(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::error::AlgoError;
-    use crate::core::testutil::{assert_close, t1, t2};
+    use crate::math::error::AlgoError;
+    use crate::math::testutil::{assert_close, t1, t2};
 
     #[test]
     fn scores_land_on_the_last_valid_token() {

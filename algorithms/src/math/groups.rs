@@ -85,7 +85,7 @@ pub(crate) fn std(xs: &[f32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::testutil::ids;
+    use crate::math::testutil::ids;
 
     #[test]
     fn contiguous_ids() {

@@ -33,8 +33,8 @@ pub fn dynamic_sampling_keep(scores: &Tensor, group_ids: &Tensor) -> Result<Tens
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::error::AlgoError;
-    use crate::core::testutil::{ids, t1, values};
+    use crate::math::error::AlgoError;
+    use crate::math::testutil::{ids, t1, values};
 
     #[test]
     fn keeps_only_groups_with_contrast() {

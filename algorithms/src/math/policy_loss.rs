@@ -139,8 +139,8 @@ pub fn ppo_policy_loss(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::error::AlgoError;
-    use crate::core::testutil::{PAD, assert_close, assert_scalar, t2};
+    use crate::math::error::AlgoError;
+    use crate::math::testutil::{PAD, assert_close, assert_scalar, t2};
 
     // Six tokens with old_logp = 0 and logp = ln r, ε_low = 0.2, ε_high = 0.28:
     //

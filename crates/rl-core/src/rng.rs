@@ -1,6 +1,6 @@
-//! The environments' random numbers: SplitMix64 (Steele, Lea & Flood 2014,
+//! `rl`'s seeded random numbers: SplitMix64 (Steele, Lea & Flood 2014,
 //! <https://doi.org/10.1145/2714064.2660195>), written out here so that a seed names the same
-//! tasks in every version of `rl`, whatever the `rand` crate does.
+//! tasks, request seeds and samples in every version of `rl`, whatever the `rand` crate does.
 
 /// A SplitMix64 stream.
 #[derive(Debug, Clone)]
@@ -56,6 +56,12 @@ pub fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// One SplitMix64 step from state `x`: decorrelates nearby seeds (the golden-ratio increment
+/// keeps 0 from mapping to 0).
+pub fn splitmix64(x: u64) -> u64 {
+    mix(x.wrapping_add(0x9e37_79b9_7f4a_7c15))
 }
 
 #[cfg(test)]

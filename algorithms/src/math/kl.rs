@@ -205,8 +205,8 @@ impl KlController {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::error::AlgoError;
-    use crate::core::testutil::{PAD, assert_close, t2};
+    use crate::math::error::AlgoError;
+    use crate::math::testutil::{PAD, assert_close, t2};
     use tch::Kind;
 
     // logp = [-1, -2, -0.5], ref_logp = [-1.5, -1, -0.5]: logp - ref = [0.5, -1, 0],

@@ -78,8 +78,8 @@ pub fn value_loss(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::error::AlgoError;
-    use crate::core::testutil::{PAD, assert_close, assert_scalar, t2};
+    use crate::math::error::AlgoError;
+    use crate::math::testutil::{PAD, assert_close, assert_scalar, t2};
 
     // ε_v = 0.2, so V is clipped to [V_old - 0.2, V_old + 0.2]:
     //

@@ -4,15 +4,11 @@
 
 use std::path::Path;
 
+use rl_gguf::{GgufError, GgufFile};
 use serde_json::json;
 use tch::{Device, Kind, Tensor, nn::VarStore};
 
-use crate::{
-    ModelError,
-    arch::ArchConfig,
-    gguf::{GgufError, GgufFile},
-    hf::LoadedModel,
-};
+use crate::{ModelError, arch::ArchConfig, hf::LoadedModel};
 
 impl From<GgufError> for ModelError {
     fn from(e: GgufError) -> Self {

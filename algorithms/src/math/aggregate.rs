@@ -95,8 +95,8 @@ pub fn aggregate(loss: &Tensor, mask: &Tensor, mode: LossAggregation) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::error::AlgoError;
-    use crate::core::testutil::{PAD, assert_close, assert_scalar, t2};
+    use crate::math::error::AlgoError;
+    use crate::math::testutil::{PAD, assert_close, assert_scalar, t2};
 
     // Row 0: losses 1, 2, 3; row 1: loss 4; row 2: padding only (NaN everywhere else).
     fn batch() -> (Tensor, Tensor) {

@@ -7,11 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
-use rl_model::gguf::{Array, GgmlType, GgufError, GgufFile, Value};
+use rl_gguf::{Array, GgmlType, GgufError, GgufFile, Value};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/gguf")
+        .join("tests/fixtures")
         .join(name)
 }
 
@@ -69,7 +69,7 @@ fn every_supported_type_matches_gguf_py_bit_for_bit() {
     assert_eq!(check_against_gguf_py(&file), 9);
 
     let types: Vec<GgmlType> = file.tensors().iter().map(|t| t.ggml_type).collect();
-    for ty in rl_model::gguf::dequant::SUPPORTED {
+    for ty in rl_gguf::dequant::SUPPORTED {
         assert!(types.contains(&ty), "the fixture lacks a {ty} tensor");
     }
     // ggml dims are innermost first; shapes come back reversed.

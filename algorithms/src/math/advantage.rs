@@ -452,7 +452,7 @@ pub fn broadcast_to_tokens(per_sample: &Tensor, mask: &Tensor) -> Result<Tensor>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::testutil::{PAD, assert_close, ids, t1, t2, values};
+    use crate::math::testutil::{PAD, assert_close, ids, t1, t2, values};
 
     // One row, all valid: rewards [0, 0, 1], values [0.5, 0.6, 0.7], γ = 0.9, λ = 0.8 (γλ = 0.72).
     //   t=2: δ = 1 + 0.9·0   - 0.7 = 0.3                 A = 0.3
