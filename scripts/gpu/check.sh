@@ -95,12 +95,14 @@ try:
     r = json.load(open(sys.argv[1]))
 except OSError:
     print(1e9, 0); sys.exit()
-rl = r["results"]["rl"]["curve"]
+# One seed: its results are the only run's.
+results = next(iter(r["runs"].values()))["results"]
+rl = results["rl"]["curve"]
 reach = lambda curve, level: next((t for _, t, a in curve if a >= level), None)
 t95 = reach(rl, 0.95)
-t85, trl85 = reach(rl, 0.85), reach(r["results"]["trl"]["curve"], 0.85)
+t85, trl85 = reach(rl, 0.85), reach(results["trl"]["curve"], 0.85)
 # TRL not reaching 85% in the race counts as its time being at least the race's length.
-trl85 = trl85 or r["results"]["trl"]["curve"][-1][1]
+trl85 = trl85 or results["trl"]["curve"][-1][1]
 print(t95 if t95 is not None else 1e9, trl85 / t85 if t85 else 0)
 PY
 )
