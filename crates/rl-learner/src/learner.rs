@@ -9,13 +9,13 @@ use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use rl_algorithms::{Algorithm, AlgorithmError, Experience, LossInputs, Targets};
 use rl_core::config::LrSchedule;
 use rl_model::{
-    CausalLm, TrainingPass, backward_token_loss, heads::ScalarModel,
-    logprobs::DEFAULT_CHUNK_TOKENS, master::MasterWeights,
+    CausalLm, TrainingPass, backward_token_loss, heads::ScalarModel, logprobs::DEFAULT_CHUNK_TOKENS,
 };
 use tch::{Kind, Tensor, nn::VarStore};
 
 use crate::{
-    AdamW, AdamWConfig, grad, optimizer::StateError, reference_logprobs, schedule::learning_rate,
+    AdamW, AdamWConfig, grad, master::MasterWeights, optimizer::StateError, reference_logprobs,
+    schedule::learning_rate,
 };
 
 /// Why an update could not run. The weights are unchanged when it is returned before any

@@ -11,6 +11,7 @@ mod fused_adamw;
 pub mod grad;
 mod learner;
 mod logprobs;
+pub mod master;
 pub mod metrics;
 pub mod optimizer;
 pub mod reward_model;

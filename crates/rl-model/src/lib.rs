@@ -15,7 +15,6 @@ pub mod hf;
 pub mod kv_cache;
 pub mod logprobs;
 pub mod mask;
-pub mod master;
 pub mod packing;
 pub mod probe;
 pub mod reward_input;

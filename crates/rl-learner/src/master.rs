@@ -5,9 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use tch::{Kind, Tensor, nn::VarStore};
-
-use crate::ModelError;
+use tch::{Kind, TchError, Tensor, nn::VarStore};
 
 /// f32 copies of every variable of a compute `VarStore`, by name.
 #[derive(Debug)]
@@ -45,7 +43,7 @@ impl MasterWeights {
     }
 
     /// Writes the f32 weights into `compute`, rounding to its precision.
-    pub fn sync_into(&self, compute: &VarStore) -> Result<(), ModelError> {
+    pub fn sync_into(&self, compute: &VarStore) -> Result<(), TchError> {
         tch::no_grad(|| {
             for (name, mut var) in compute.variables() {
                 if let Some(master) = self.weights.get(&name) {
