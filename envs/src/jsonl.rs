@@ -105,7 +105,7 @@ impl Env for Jsonl {
 
 /// The records of the data file `path` (config key `key`) as tasks.
 fn records(path: &Path, key: &str, config: &EnvConfig) -> Result<Vec<Task>, String> {
-    let text = read(path, key)?;
+    let text = read_data_file(path, key)?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -118,7 +118,7 @@ fn records(path: &Path, key: &str, config: &EnvConfig) -> Result<Vec<Task>, Stri
 }
 
 /// The text of the data file `path` that config key `key` names, at most [`MAX_FILE_BYTES`].
-pub(crate) fn read(path: &Path, key: &str) -> Result<String, String> {
+pub fn read_data_file(path: &Path, key: &str) -> Result<String, String> {
     let size = std::fs::metadata(path)
         .map_err(|e| format!("cannot read {key} {}: {e}", path.display()))?
         .len();

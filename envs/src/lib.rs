@@ -15,7 +15,6 @@ pub mod calculator;
 pub mod countdown;
 pub mod generated;
 pub mod jsonl;
-pub mod preferences;
 
 use rl_core::{
     Env, EnvError, RewardError, RewardFn,
@@ -29,7 +28,6 @@ pub use arithmetic::Arithmetic;
 pub use calculator::Calculator;
 pub use countdown::{Countdown, CountdownReward, Verdict};
 pub use jsonl::Jsonl;
-pub use preferences::{Pair, PreferenceError, Preferences};
 
 /// The environment `[env]` names, configured by its keys.
 pub fn by_name(config: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {

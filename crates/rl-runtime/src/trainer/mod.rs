@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod evaluate;
+pub mod preferences;
 mod record;
 pub mod reward_model;
 pub mod roles;

@@ -10,9 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::preferences::{Pair, Preferences};
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use rl_core::Config;
-use rl_envs::{Pair, Preferences};
 use rl_learner::{PairBatch, PairStats, RewardModelSettings, RewardModelTrainer};
 use rl_model::{
     heads::ScalarModel,

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use rl_core::{Role, config::PreferenceConfig};
-use rl_envs::Preferences;
+use rl_runtime::trainer::preferences::Preferences;
 
 fn write(dir: &std::path::Path, lines: &[String]) -> PreferenceConfig {
     let path = dir.join("pairs.jsonl");

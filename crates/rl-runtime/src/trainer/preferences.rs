@@ -6,9 +6,9 @@
 
 use rl_core::{Message, Split, config::PreferenceConfig};
 
-use crate::{
+use rl_envs::{
     generated::{problem_hash, split_of},
-    jsonl::read,
+    jsonl::read_data_file as read,
 };
 
 /// One preference pair.
