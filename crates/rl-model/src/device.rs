@@ -1,4 +1,5 @@
-//! Resolving the config's device and precision names to tch's `Device` and `Kind`.
+//! Resolving the config's device and precision names to tch's `Device` and `Kind`, and naming
+//! them back as configs write them.
 
 use rl_core::config::{DType, DeviceSpec};
 use tch::{Cuda, Device, Kind};
@@ -73,5 +74,22 @@ pub fn resolve_kind(dtype: DType, device: Device) -> Kind {
         DType::Auto | DType::F32 => Kind::Float,
         DType::Bf16 => Kind::BFloat16,
         DType::F16 => Kind::Half,
+    }
+}
+
+/// `f32`, `bf16` or `f16`, as the config writes it (f32 for any other kind).
+pub fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::BFloat16 => "bf16",
+        Kind::Half => "f16",
+        _ => "f32",
+    }
+}
+
+/// `cpu` or `cuda:N`, as the config writes it.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".into(),
     }
 }

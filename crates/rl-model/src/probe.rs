@@ -7,7 +7,10 @@ use std::time::Instant;
 use serde::Serialize;
 use tch::{Cuda, Device, Kind, Tensor};
 
-use crate::cuda_driver::{self, GpuInfo};
+use crate::{
+    cuda_driver::{self, GpuInfo},
+    device::{device_name, kind_name},
+};
 
 /// Where libtorch was loaded from and which build it is.
 #[derive(Debug, Clone, Serialize)]
@@ -191,23 +194,6 @@ fn sdpa_check(device: Device, kind: Kind) -> Result<String, String> {
 fn sync(device: Device) {
     if let Device::Cuda(i) = device {
         Cuda::synchronize(i as i64);
-    }
-}
-
-/// `f32`, `bf16` or `f16`, as the config writes it (f32 for any other kind).
-pub fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::BFloat16 => "bf16",
-        Kind::Half => "f16",
-        _ => "f32",
-    }
-}
-
-/// `cpu` or `cuda:N`, as the config writes it.
-pub fn device_name(device: Device) -> String {
-    match device {
-        Device::Cuda(i) => format!("cuda:{i}"),
-        _ => "cpu".into(),
     }
 }
 

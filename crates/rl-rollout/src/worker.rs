@@ -113,7 +113,7 @@ impl LocalWorker {
                 };
                 let info = WorkerInfo {
                     policy_version: engine.policy_version(),
-                    device: rl_model::probe::device_name(engine.device()),
+                    device: rl_model::device_name(engine.device()),
                     max_batch: engine.max_batch(),
                     max_seq_len: engine.max_seq_len(),
                 };

@@ -7,7 +7,7 @@ use std::{io::Write, path::Path};
 
 use anyhow::Context;
 use rl_core::{Config, Env, Episode, Scoring, Split, Task, config::MAX_TURNS, run_episodes};
-use rl_model::{probe::device_name, resolve_device, resolve_kind};
+use rl_model::{device_name, resolve_device, resolve_kind};
 use rl_rollout::{
     Completion, Engine, EngineConfig, FinishReason, GenerateRequest, Prompt, SamplingParams,
 };

@@ -68,7 +68,7 @@ pub fn run(args: GenerateArgs, console: Console) -> anyhow::Result<()> {
         "generating {} completion(s) for {} prompt(s) on {} ({kind:?}), {} at a time",
         requests.len() as u64 * u64::from(args.n),
         requests.len(),
-        rl_model::probe::device_name(device),
+        rl_model::device_name(device),
         engine.max_batch()
     );
 

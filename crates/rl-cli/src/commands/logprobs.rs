@@ -2,7 +2,7 @@
 //! entropies of a text under a model, printed as JSON.
 
 use rl_model::{
-    probe::device_name,
+    device_name,
     tokenizer::{Message, Role},
 };
 use serde_json::json;

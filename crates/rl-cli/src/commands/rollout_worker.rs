@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use rl_model::probe::kind_name;
+use rl_model::kind_name;
 use rl_rollout::{
     Engine, EngineConfig, LocalWorker, RolloutError, RolloutWorker,
     remote::{RolloutServer, ServerOptions},

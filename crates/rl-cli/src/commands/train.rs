@@ -16,7 +16,7 @@ use std::{
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use rl_core::{Config, config::Trainer as TrainerKind};
-use rl_model::{probe::device_name, resolve_device, resolve_kind};
+use rl_model::{device_name, resolve_device, resolve_kind};
 use rl_runtime::{
     Metrics, RunDir, RunDirError, StepMetrics,
     run_dir::{default_run_name, unused_path},

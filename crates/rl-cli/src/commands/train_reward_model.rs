@@ -6,7 +6,7 @@ use std::{path::Path, time::Instant};
 
 use anyhow::Context;
 use rl_core::Config;
-use rl_model::{probe::device_name, resolve_device};
+use rl_model::{device_name, resolve_device};
 use rl_runtime::{Metrics, RunDir, trainer::reward_model::RewardModelRun};
 use serde_json::json;
 use tracing::info;
