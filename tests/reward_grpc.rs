@@ -166,3 +166,43 @@ fn configs_and_settings_it_cannot_serve_are_refused_with_exit_code_2() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn a_blank_token_variable_is_refused_rather_than_serving_without_a_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    for blank in ["", "  "] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rl"))
+            .args([
+                "reward-server",
+                "--config",
+                &config_path(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .current_dir(tmp.path())
+            .env("RL_REWARD_TOKEN", blank)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A server that accepted the blank token would run until stopped.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("RL_REWARD_TOKEN={blank:?}: the server started without a token");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(2), "RL_REWARD_TOKEN={blank:?}: {err}");
+        assert!(
+            err.contains("RL_REWARD_TOKEN is set but empty"),
+            "RL_REWARD_TOKEN={blank:?}: {err}"
+        );
+    }
+}

@@ -18,7 +18,22 @@ pub fn run(args: RewardServerArgs, console: Console) -> anyhow::Result<()> {
     let scorer = scorer(&config)?;
     let token = match &args.token_file {
         Some(path) => Some(read_token(path)?),
-        None => std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()),
+        None => match std::env::var_os(TOKEN_ENV) {
+            None => None,
+            // Set but blank would otherwise serve without a token, silently.
+            Some(value) => Some(
+                value
+                    .into_string()
+                    .ok()
+                    .filter(|t| !t.trim().is_empty())
+                    .ok_or_else(|| {
+                        UsageError(format!(
+                            "{TOKEN_ENV} is set but empty or not UTF-8: put the shared secret in \
+                             it (e.g. `openssl rand -hex 32`), or unset it to serve without a token"
+                        ))
+                    })?,
+            ),
+        },
     };
     let max_request_time = Duration::try_from_secs_f64(args.max_request_s)
         .ok()
