@@ -9,13 +9,9 @@
 
 #![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
 
-#[path = "../../bench-args.rs"]
-mod bench_args;
-
 use std::time::Instant;
 
-use bench_args::BenchArgs;
-
+use clap::Parser;
 use rl_algorithms::Algorithm;
 use rl_algorithms::{
     ActorObjective, Grpo,
@@ -27,6 +23,7 @@ use rl_learner::{
     experience::{self, Rollout},
 };
 use rl_model::{arch::ArchConfig, cuda_driver};
+use rl_test_support::bench::TorchMode;
 use tch::{Cuda, Device, Kind, Tensor, nn::VarStore};
 
 /// SmolLM2-135M-Instruct's shape (HF config.json).
@@ -39,25 +36,44 @@ const TINY: &str = r#"{"model_type": "llama", "vocab_size": 64, "hidden_size": 3
   "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
   "num_key_value_heads": 2, "tie_word_embeddings": true}"#;
 
+/// Policy-update throughput and memory (defaults: full run / smoke run).
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    torch: TorchMode,
+    /// Sequences per update [64 / 4].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Tokens per sequence [320 / 12].
+    #[arg(long)]
+    seq: Option<usize>,
+    /// Response tokens at the end of each sequence [256 / 8].
+    #[arg(long)]
+    response: Option<usize>,
+    /// Sequences per micro-batch [16 / 2].
+    #[arg(long)]
+    micro: Option<usize>,
+    /// Timed updates after one warm-up [3 / 1].
+    #[arg(long)]
+    reps: Option<usize>,
+    /// HF config.json of the model shape [SmolLM2-135M / a tiny llama].
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+}
+
 fn main() {
-    let args = BenchArgs::from_env();
-    if args.flag("--help") {
-        println!(
-            "options: --batch N --seq N --response N --micro N --device auto|cpu|cuda --dtype bf16|f32 --reps N --config FILE"
-        );
-        return;
-    }
-    let smoke = args.smoke();
-    let device = args.device();
-    let kind = args.kind(device);
-    let batch: usize = args.get("--batch", if smoke { 4 } else { 64 });
-    let seq: usize = args.get("--seq", if smoke { 12 } else { 320 });
-    let response: usize = args.get("--response", if smoke { 8 } else { 256 });
-    let micro: usize = args.get("--micro", if smoke { 2 } else { 16 });
-    let reps: usize = args.get("--reps", if smoke { 1 } else { 3 });
-    let config_text = match args.get("--config", String::new()).as_str() {
-        "" => (if smoke { TINY } else { SMOLLM2 }).to_owned(),
-        path => std::fs::read_to_string(path).unwrap(),
+    let args = Args::parse();
+    let mode = &args.torch.mode;
+    let device = rl_model::resolve_device(args.torch.device, "--device").unwrap();
+    let kind = rl_model::resolve_kind(args.torch.dtype, device);
+    let batch = args.batch.unwrap_or(mode.pick(4, 64));
+    let seq = args.seq.unwrap_or(mode.pick(12, 320));
+    let response = args.response.unwrap_or(mode.pick(8, 256));
+    let micro = args.micro.unwrap_or(mode.pick(2, 16));
+    let reps = args.reps.unwrap_or(mode.pick(1, 3));
+    let config_text = match &args.config {
+        None => mode.pick(TINY, SMOLLM2).to_owned(),
+        Some(path) => std::fs::read_to_string(path).unwrap(),
     };
     let sync = || {
         if device.is_cuda() {

@@ -10,17 +10,14 @@
 
 #![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
 
-#[path = "../../bench-args.rs"]
-mod bench_args;
-
 use std::time::Instant;
 
-use bench_args::BenchArgs;
-
+use clap::Parser;
 use rl_model::{
     TokenStats, TrainingPass, arch::ArchConfig, backward_token_loss, cuda_driver,
     logprobs::token_logprobs,
 };
+use rl_test_support::bench::TorchMode;
 use tch::{Cuda, Kind, Tensor, nn::VarStore};
 
 /// SmolLM2-135M-Instruct's shape (HF config.json).
@@ -28,26 +25,42 @@ const SMOLLM2: &str = r#"{"model_type": "llama", "vocab_size": 49152, "hidden_si
   "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
   "num_key_value_heads": 3, "rms_norm_eps": 1e-5, "rope_theta": 100000.0, "tie_word_embeddings": true}"#;
 
+/// Log-prob pass throughput and memory (defaults: full run / smoke run).
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    torch: TorchMode,
+    /// Sequences per pass [64 / 2].
+    #[arg(long)]
+    batch: Option<i64>,
+    /// Tokens per sequence [512 / 16].
+    #[arg(long)]
+    seq: Option<i64>,
+    /// Timed passes after one warm-up [5 / 1].
+    #[arg(long)]
+    reps: Option<usize>,
+    /// Tokens per chunk of the vocabulary projection.
+    #[arg(long, default_value_t = rl_model::logprobs::DEFAULT_CHUNK_TOKENS)]
+    chunk: i64,
+    /// HF config.json of the model shape [SmolLM2-135M].
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// forward (no_grad), train (the memory-lean training pass) or train-autograd.
+    #[arg(long = "mode", default_value = "forward", value_parser = ["forward", "train", "train-autograd"])]
+    pass: String,
+}
+
 fn main() {
-    let args = BenchArgs::from_env();
-    if args.flag("--help") {
-        println!(
-            "options: --batch N --seq N --device auto|cpu|cuda --dtype f32|bf16 --reps N --chunk N --config FILE"
-        );
-        return;
-    }
-    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it, and
-    // then it is a quick smoke test of the same code path.
-    let smoke = args.smoke();
-    let batch: i64 = args.get("--batch", if smoke { 2 } else { 64 });
-    let seq: i64 = args.get("--seq", if smoke { 16 } else { 512 });
-    let reps: usize = args.get("--reps", if smoke { 1 } else { 5 });
-    let chunk: i64 = args.get("--chunk", rl_model::logprobs::DEFAULT_CHUNK_TOKENS);
-    let device = args.device();
-    let kind = args.kind(device);
-    let config_text = match args.get("--config", String::new()).as_str() {
-        "" => SMOLLM2.to_owned(),
-        path => std::fs::read_to_string(path).unwrap(),
+    let args = Args::parse();
+    let batch = args.batch.unwrap_or(args.torch.mode.pick(2, 64));
+    let seq = args.seq.unwrap_or(args.torch.mode.pick(16, 512));
+    let reps = args.reps.unwrap_or(args.torch.mode.pick(1, 5));
+    let chunk = args.chunk;
+    let device = rl_model::resolve_device(args.torch.device, "--device").unwrap();
+    let kind = rl_model::resolve_kind(args.torch.dtype, device);
+    let config_text = match &args.config {
+        None => SMOLLM2.to_owned(),
+        Some(path) => std::fs::read_to_string(path).unwrap(),
     };
     let sync = || {
         if device.is_cuda() {
@@ -67,7 +80,7 @@ fn main() {
     let ids = Tensor::randint(vocab, [batch, seq], (Kind::Int64, device));
     let mask = Tensor::ones([batch, seq], (Kind::Int64, device));
 
-    let mode = args.get("--mode", String::from("forward"));
+    let mode = &args.pass;
     // A policy-gradient loss: −mean(log p) over all tokens.
     let loss = |s: &TokenStats| -s.logprobs.mean(Kind::Float);
     let mut times = Vec::new();

@@ -10,13 +10,11 @@
 
 #![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
 
-#[path = "../../bench-args.rs"]
-mod bench_args;
-
 use std::{path::PathBuf, time::Instant};
 
-use bench_args::BenchArgs;
+use clap::Parser;
 use rl_model::heads::ScalarModel;
+use rl_test_support::bench::TorchMode;
 use tch::{Cuda, Kind, Tensor};
 
 /// all-MiniLM-L6-v2's shape (its HF config.json).
@@ -24,25 +22,33 @@ const MINILM: &str = r#"{"model_type": "bert", "vocab_size": 30522, "hidden_size
   "intermediate_size": 1536, "num_hidden_layers": 6, "num_attention_heads": 12,
   "max_position_embeddings": 512, "type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu"}"#;
 
+/// Reward-model scoring throughput (defaults: full run / smoke run).
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    torch: TorchMode,
+    /// Texts per pass [32 / 2].
+    #[arg(long)]
+    batch: Option<i64>,
+    /// Tokens per text [128 / 16].
+    #[arg(long)]
+    seq: Option<i64>,
+    /// Timed passes after one warm-up [5 / 1].
+    #[arg(long)]
+    reps: Option<usize>,
+    /// The backbone's HF directory [$RL_MINILM_DIR, else random weights of MiniLM's shape].
+    #[arg(long, env = "RL_MINILM_DIR")]
+    model: Option<PathBuf>,
+}
+
 fn main() {
-    let args = BenchArgs::from_env();
-    if args.flag("--help") {
-        println!(
-            "options: --batch N --seq N --reps N --device auto|cpu|cuda --dtype f32|bf16 --model DIR"
-        );
-        return;
-    }
-    // `cargo bench` passes --bench; `cargo test --all-targets` runs a quick smoke test.
-    let smoke = args.smoke();
-    let batch: i64 = args.get("--batch", if smoke { 2 } else { 32 });
-    let seq: i64 = args.get("--seq", if smoke { 16 } else { 128 });
-    let reps: usize = args.get("--reps", if smoke { 1 } else { 5 });
-    let device = args.device();
-    let kind = args.kind(device);
-    let dir = match args.get("--model", String::new()) {
-        d if !d.is_empty() => Some(PathBuf::from(d)),
-        _ => std::env::var_os("RL_MINILM_DIR").map(PathBuf::from),
-    };
+    let args = Args::parse();
+    let batch = args.batch.unwrap_or(args.torch.mode.pick(2, 32));
+    let seq = args.seq.unwrap_or(args.torch.mode.pick(16, 128));
+    let reps = args.reps.unwrap_or(args.torch.mode.pick(1, 5));
+    let device = rl_model::resolve_device(args.torch.device, "--device").unwrap();
+    let kind = rl_model::resolve_kind(args.torch.dtype, device);
+    let dir = args.model;
     let sync = || {
         if device.is_cuda() {
             Cuda::synchronize(0);

@@ -2,28 +2,25 @@
 //! rule-based scoring (numeric match + answer-tag format, as `benches/verify.rs`), and
 //! `--clients` threads each scoring batches of `--batch` (default 256) through its own
 //! `RemoteScorer`. Runs `--rounds` rounds of `--secs` and prints one JSON line with the median
-//! samples/s. The bar (issue #6) is 100,000 samples/s on the 2-core development machine.
+//! samples/s. The bar is 100,000 samples/s on the 2-core development machine.
 //!
 //! `cargo bench -p rl-reward --bench service -- [--batch 256] [--clients 4] [--secs 2] [--rounds 5]`
 //! (the 2-core development machine, 2026-11-25, idle: median 741,000 samples/s with 4 clients)
 
 #![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
 
-#[allow(dead_code)] // the device helpers are for the tensor benches
-#[path = "../../bench-args.rs"]
-mod bench_args;
-
 use std::{
     sync::{Arc, Barrier},
     time::{Duration, Instant},
 };
 
-use bench_args::BenchArgs;
+use clap::Parser;
 use rl_core::{RewardFn, Scoring, Task};
 use rl_reward::{
     NumericMatch, Part, TagFormat, WeightedSum,
     remote::{ClientOptions, RemoteScorer, RewardServer, ServerOptions},
 };
+use rl_test_support::bench::Mode;
 
 /// Replies of the shapes a policy writes: short answers, worked answers, tags, boxes, misses.
 fn reply(i: usize) -> String {
@@ -40,17 +37,31 @@ fn reply(i: usize) -> String {
     }
 }
 
+/// Reward-service throughput over loopback gRPC (defaults: full run / smoke run).
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    mode: Mode,
+    /// Samples per scoring call.
+    #[arg(long = "batch", default_value_t = 256)]
+    batch_size: usize,
+    /// Client threads scoring at once.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Seconds per round [2 / 0.1].
+    #[arg(long)]
+    secs: Option<f64>,
+    /// Rounds [5 / 1].
+    #[arg(long)]
+    rounds: Option<usize>,
+}
+
 fn main() {
-    let args = BenchArgs::from_env();
-    if args.flag("--help") {
-        println!("options: --batch N (256) --clients N (4) --secs S (2) --rounds N (5)");
-        return;
-    }
-    let smoke = args.smoke();
-    let batch_size: usize = args.get("--batch", 256);
-    let clients: usize = args.get("--clients", 4);
-    let secs: f64 = args.get("--secs", if smoke { 0.1 } else { 2.0 });
-    let rounds: usize = args.get("--rounds", if smoke { 1 } else { 5 });
+    let args = Args::parse();
+    let smoke = args.mode.smoke();
+    let (batch_size, clients) = (args.batch_size, args.clients);
+    let secs = args.secs.unwrap_or(args.mode.pick(0.1, 2.0));
+    let rounds = args.rounds.unwrap_or(args.mode.pick(1, 5));
 
     let scorer: Arc<dyn RewardFn> = Arc::new(
         WeightedSum::new(

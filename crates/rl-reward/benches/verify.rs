@@ -1,6 +1,6 @@
 //! Throughput of rule-based scoring in-process: batches of `batch` (default 256) math-style
 //! replies scored by the numeric verifier, and by a weighted sum of it and the answer-tag
-//! format check; prints one JSON line each with samples/s. The reward service (issue #6) must
+//! format check; prints one JSON line each with samples/s. The reward service must
 //! reach 100,000 samples/s over loopback; this is the ceiling the verifier itself sets.
 //!
 //! `cargo bench -p rl-reward --bench verify -- [--batch 256] [--secs 2]` (one thread; the
@@ -8,15 +8,12 @@
 
 #![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
 
-#[allow(dead_code)] // the device helpers are for the tensor benches
-#[path = "../../bench-args.rs"]
-mod bench_args;
-
 use std::time::{Duration, Instant};
 
-use bench_args::BenchArgs;
+use clap::Parser;
 use rl_core::{RewardFn, Scoring, Task};
 use rl_reward::{NumericMatch, Part, TagFormat, WeightedSum};
+use rl_test_support::bench::Mode;
 
 /// Replies of the shapes a policy writes: short answers, worked answers, tags, boxes, misses.
 fn reply(i: usize) -> String {
@@ -47,15 +44,24 @@ fn measure(reward: &dyn RewardFn, batch: &[Scoring<'_>], secs: f64) -> f64 {
     samples as f64 / start.elapsed().as_secs_f64()
 }
 
+/// In-process rule-scoring throughput (defaults: full run / smoke run).
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    mode: Mode,
+    /// Samples per scoring call.
+    #[arg(long = "batch", default_value_t = 256)]
+    batch_size: usize,
+    /// Seconds per measurement [2 / 0.05].
+    #[arg(long)]
+    secs: Option<f64>,
+}
+
 fn main() {
-    let args = BenchArgs::from_env();
-    if args.flag("--help") {
-        println!("options: --batch N (256) --secs S (2)");
-        return;
-    }
-    let smoke = args.smoke();
-    let batch_size: usize = args.get("--batch", 256);
-    let secs: f64 = args.get("--secs", if smoke { 0.05 } else { 2.0 });
+    let args = Args::parse();
+    let smoke = args.mode.smoke();
+    let batch_size = args.batch_size;
+    let secs = args.secs.unwrap_or(args.mode.pick(0.05, 2.0));
 
     let tasks: Vec<Task> = (0..batch_size)
         .map(|i| {

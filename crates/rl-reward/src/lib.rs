@@ -2,21 +2,19 @@
 //! match, exact and regex string match, answer-tag format), a weighted sum of several with named
 //! parts, and `[reward]` scaling. Verifiers are pure Rust, linear in the reply and bounded on
 //! any input. Exact arithmetic ([`Rational`], [`expr`]) is shared with the environments that
-//! need it (countdown, arithmetic). [`ModelScorer`] runs a reward model on its own actor thread.
-//! [`remote`] serves any of them over gRPC and scores through
-//! a server in another process.
+//! need it (countdown, arithmetic). `remote` (feature `grpc`, on by default) serves any of them
+//! over gRPC and scores through a server in another process.
 
 pub mod error;
 pub mod expr;
-pub mod model_scorer;
 pub mod rational;
+#[cfg(feature = "grpc")]
 pub mod remote;
 pub mod scaled;
 pub mod verifiers;
 pub mod weighted;
 
 pub use error::BuildError;
-pub use model_scorer::{ModelScorer, ModelScorerSettings};
 pub use rational::Rational;
 pub use scaled::Scaled;
 pub use verifiers::{

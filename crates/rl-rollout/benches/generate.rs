@@ -13,15 +13,12 @@
 
 #![allow(clippy::unwrap_used)] // a benchmark: failing loudly is the right behaviour
 
-#[path = "../../bench-args.rs"]
-mod bench_args;
-
 use std::time::Instant;
 
-use bench_args::BenchArgs;
-
+use clap::Parser;
 use rl_model::{hf::LoadedModel, tokenizer::Tokenizer};
 use rl_rollout::{Engine, EngineConfig, GenerateRequest, Prompt, SamplingParams};
+use rl_test_support::bench::TorchMode;
 use tch::{Cuda, Device, Kind, Tensor};
 
 /// SmolLM2-135M-Instruct's shape (HF config.json).
@@ -30,26 +27,46 @@ const SMOLLM2: &str = r#"{"model_type": "llama", "vocab_size": 49152, "hidden_si
   "num_key_value_heads": 3, "rms_norm_eps": 1e-5, "rope_theta": 100000.0,
   "tie_word_embeddings": true, "max_position_embeddings": 8192}"#;
 
+/// Generation throughput (defaults: full run / smoke run).
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    torch: TorchMode,
+    /// Completions sampled together [16 / 2].
+    #[arg(long)]
+    batch: Option<i64>,
+    /// Tokens per prompt [64 / 8].
+    #[arg(long)]
+    prompt: Option<i64>,
+    /// New tokens per completion [256 / 4].
+    #[arg(long)]
+    new: Option<u32>,
+    /// Timed runs after one warm-up [3 / 1].
+    #[arg(long)]
+    reps: Option<usize>,
+    /// `4 × batch` requests of seeded random lengths through `batch` slots.
+    #[arg(long)]
+    mixed: bool,
+    /// On CUDA, replay decode steps as CUDA graphs.
+    #[arg(long)]
+    graphs: bool,
+    /// HF config.json of the model shape [SmolLM2-135M].
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+}
+
 fn main() {
-    let args = BenchArgs::from_env();
-    if args.flag("--help") {
-        println!(
-            "options: --batch N --prompt N --new N --device auto|cpu|cuda --dtype f32|bf16 --reps N --mixed --graphs --config FILE"
-        );
-        return;
-    }
-    let smoke = args.smoke();
-    let device = args.device();
-    let kind = args.kind(device);
-    let batch: i64 = args.get("--batch", if smoke { 2 } else { 16 });
-    let prompt: i64 = args.get("--prompt", if smoke { 8 } else { 64 });
-    let new: u32 = args.get("--new", if smoke { 4 } else { 256 });
-    let reps: usize = args.get("--reps", if smoke { 1 } else { 3 });
-    let mixed = args.flag("--mixed");
-    let graphs = args.flag("--graphs");
-    let config_text = match args.get("--config", String::new()).as_str() {
-        "" => SMOLLM2.to_owned(),
-        path => std::fs::read_to_string(path).unwrap(),
+    let args = Args::parse();
+    let device = rl_model::resolve_device(args.torch.device, "--device").unwrap();
+    let kind = rl_model::resolve_kind(args.torch.dtype, device);
+    let batch = args.batch.unwrap_or(args.torch.mode.pick(2, 16));
+    let prompt = args.prompt.unwrap_or(args.torch.mode.pick(8, 64));
+    let new = args.new.unwrap_or(args.torch.mode.pick(4, 256));
+    let reps = args.reps.unwrap_or(args.torch.mode.pick(1, 3));
+    let (mixed, graphs) = (args.mixed, args.graphs);
+    let config_text = match &args.config {
+        None => SMOLLM2.to_owned(),
+        Some(path) => std::fs::read_to_string(path).unwrap(),
     };
     let sync = || {
         if device.is_cuda() {

@@ -2,8 +2,11 @@
 //! passes their paths (`RL_SMOLLM2_GGUF`, `RL_MINILM_DIR`); without those variables the tests
 //! look where the fetch scripts put them, `${RL_CACHE:-~/.cache/rl}/models/`. A missing fixture
 //! fails the test with the command that fetches it: a test never passes by skipping.
+//! [`bench`] holds the options every bench binary shares.
 
 use std::path::PathBuf;
+
+pub mod bench;
 
 /// `${RL_CACHE:-~/.cache/rl}`: the torch venv and the models live there.
 fn cache_dir() -> PathBuf {

@@ -2,7 +2,8 @@
 //! (de)serialise as snake_case strings and print the way they are written in TOML.
 
 /// Declares a `Copy` enum whose variants (de)serialise as the given snake_case names, with
-/// `as_str()`, `ALL` (for error messages) and `Display`.
+/// `as_str()`, `ALL` (for error messages), `Display` and `FromStr` (so command-line flags take
+/// the same names as the config).
 #[macro_export]
 macro_rules! choice {
     ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
@@ -19,6 +20,17 @@ macro_rules! choice {
             /// The option as written in TOML.
             pub fn as_str(self) -> &'static str {
                 match self { $(Self::$variant => $text),+ }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err(format!("unknown {} {s:?}: expected one of {}", stringify!($name), Self::ALL.join(", "))),
+                }
             }
         }
 

@@ -7,7 +7,7 @@
 
 use rl_core::{RewardFn, Scoring, Task};
 use rl_model::heads::ScalarModel;
-use rl_reward::{ModelScorer, ModelScorerSettings};
+use rl_runtime::reward::{ModelScorer, ModelScorerSettings};
 use rl_test_support::minilm_dir;
 use tch::{Device, Kind};
 

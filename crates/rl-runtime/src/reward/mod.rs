@@ -5,7 +5,11 @@
 
 use rl_core::{Config, RewardError, RewardFn, config::RewardKind};
 use rl_model::heads::ScalarModel;
-use rl_reward::{ModelScorer, ModelScorerSettings, Scaled};
+use rl_reward::Scaled;
+
+pub use model_scorer::{ModelScorer, ModelScorerSettings};
+
+mod model_scorer;
 
 /// The scorer `config` describes.
 pub fn scorer(config: &Config) -> Result<Box<dyn RewardFn>, RewardError> {
