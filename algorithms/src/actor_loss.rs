@@ -8,7 +8,9 @@ use tch::{Kind, Tensor};
 
 use crate::{
     common::missing_reference,
-    math::{AlgoError, KlEstimator, LossAggregation, PpoClip, ppo_policy_loss, token_kl},
+    math::{
+        KlEstimator, LossAggregation, MathError, PpoClip, aggregate, ppo_policy_loss, token_kl,
+    },
 };
 
 /// The actor objective's settings.
@@ -34,7 +36,7 @@ impl ActorObjective {
 
     /// The loss of one micro-batch, for algorithm `name` (in errors).
     pub fn loss(&self, name: &str, x: &LossInputs<'_>) -> Result<Loss, AlgorithmError> {
-        let err = |e: AlgoError| AlgorithmError {
+        let err = |e: MathError| AlgorithmError {
             algorithm: name.to_owned(),
             message: e.to_string(),
         };
@@ -52,7 +54,7 @@ impl ActorObjective {
         let tokens = x.mask.sum(Kind::Float).double_value(&[]);
         let share = tokens / x.minibatch_tokens.max(1.0);
         let reduce = |per_token: &Tensor| -> Result<Tensor, AlgorithmError> {
-            Ok(self.aggregation.numerator(per_token, x.mask).map_err(err)? / divisor)
+            Ok(aggregate::numerator(self.aggregation, per_token, x.mask).map_err(err)? / divisor)
         };
 
         let pg = ppo_policy_loss(x.logprobs, x.old_logprobs, x.advantages, x.mask, &self.clip)

@@ -1,17 +1,47 @@
-//! Small pieces the algorithm files share: error conversion, reward metrics, the KL penalty as
-//! a per-token reward term.
+//! Small pieces the algorithm files share: error conversion, the one path to the advantage
+//! math, reward metrics, the KL penalty as a per-token reward term.
 
 use crate::{AlgorithmError, Experience};
 use tch::{Kind, Tensor};
 
-use crate::math::{AlgoError, KlController, KlEstimator, token_kl};
+use crate::math::{
+    AdvantageEstimator, AdvantageInput, AdvantageParams, Advantages, KlController, KlEstimator,
+    MathError, advantage, token_kl,
+};
 
 /// Turns the math's errors into the algorithm's, naming it.
-pub(crate) fn err(name: &str) -> impl Fn(AlgoError) -> AlgorithmError + '_ {
+pub(crate) fn err(name: &str) -> impl Fn(MathError) -> AlgorithmError + '_ {
     move |e| AlgorithmError {
         algorithm: name.to_owned(),
         message: e.to_string(),
     }
+}
+
+/// The advantages of `batch` by `estimator`, from `scores` `[b]` (the batch's rewards, or as an
+/// algorithm shaped them) and an optional `[b, t]` per-token penalty (KL in the reward): the one
+/// way every algorithm reaches [`advantage::compute`]. Also returns each sample's advantage `[b]`
+/// for the metrics: its tokens' mean where the estimator varies it over tokens.
+pub(crate) fn estimate(
+    name: &str,
+    estimator: AdvantageEstimator,
+    batch: &Experience,
+    scores: &Tensor,
+    token_penalty: Option<&Tensor>,
+    params: &AdvantageParams,
+) -> Result<(Advantages, Tensor), AlgorithmError> {
+    let input = AdvantageInput {
+        scores,
+        mask: &batch.mask,
+        token_penalty,
+        values: batch.values.as_ref(),
+        group_ids: Some(&batch.groups),
+    };
+    let mut out = advantage::compute(estimator, &input, params).map_err(err(name))?;
+    let per_sample = out
+        .per_sample
+        .take()
+        .unwrap_or_else(|| sequence_mean(&out.advantages, &batch.mask));
+    Ok((out, per_sample))
 }
 
 /// `reward/mean`, `reward/std` and the advantage statistics of `[b]` per-sample advantages.

@@ -9,8 +9,8 @@ use tch::Kind;
 
 use crate::{
     actor_loss::ActorObjective,
-    common::{err, kl_on, metrics},
-    math::{broadcast_to_tokens, dynamic_sampling_keep, grpo_advantage, overlong_penalty},
+    common::{err, estimate, kl_on, metrics},
+    math::{AdvantageEstimator, AdvantageParams, dynamic_sampling_keep, overlong_penalty},
 };
 
 /// DAPO's soft overlong punishment: responses longer than `max_len − cache_len` tokens lose up
@@ -60,7 +60,9 @@ impl Algorithm for Dapo {
             None => rewards,
         };
         let keep = dynamic_sampling_keep(&scores, &batch.groups).map_err(err("dapo"))?;
-        let per_sample = grpo_advantage(&scores, &batch.groups, true, 1e-6).map_err(err("dapo"))?;
+        let params = AdvantageParams::default();
+        let estimator = AdvantageEstimator::GroupNorm;
+        let (out, per_sample) = estimate("dapo", estimator, batch, &scores, None, &params)?;
         let mut metrics = metrics(batch, &per_sample);
         let kept = keep
             .to_kind(Kind::Double)
@@ -68,7 +70,7 @@ impl Algorithm for Dapo {
             .double_value(&[]);
         metrics.push(("dapo/kept_fraction".into(), kept));
         Ok(Targets {
-            advantages: broadcast_to_tokens(&per_sample, &batch.mask).map_err(err("dapo"))?,
+            advantages: out.advantages,
             returns: None,
             keep: Some(keep),
             metrics,

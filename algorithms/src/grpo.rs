@@ -8,8 +8,8 @@ use crate::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targ
 
 use crate::{
     actor_loss::ActorObjective,
-    common::{err, kl_on, metrics},
-    math::{broadcast_to_tokens, grpo_advantage},
+    common::{estimate, kl_on, metrics},
+    math::{AdvantageEstimator, AdvantageParams},
 };
 
 /// GRPO and its Dr. GRPO variant.
@@ -20,9 +20,6 @@ pub struct Grpo {
     /// Divide by the group's standard deviation (GRPO) or not (Dr. GRPO).
     pub scale_by_std: bool,
 }
-
-/// Guards the std division of all-equal groups.
-const STD_EPS: f64 = 1e-6;
 
 impl Algorithm for Grpo {
     fn name(&self) -> &str {
@@ -37,14 +34,18 @@ impl Algorithm for Grpo {
     }
 
     fn targets(&mut self, batch: &Experience) -> Result<Targets, AlgorithmError> {
-        let name = self.name().to_owned();
-        let per_sample = grpo_advantage(&batch.rewards, &batch.groups, self.scale_by_std, STD_EPS)
-            .map_err(err(&name))?;
+        let params = AdvantageParams {
+            scale_by_std: self.scale_by_std,
+            ..AdvantageParams::default()
+        };
+        let estimator = AdvantageEstimator::GroupNorm;
+        let (out, per_sample) =
+            estimate(self.name(), estimator, batch, &batch.rewards, None, &params)?;
         Ok(Targets {
-            advantages: broadcast_to_tokens(&per_sample, &batch.mask).map_err(err(&name))?,
+            metrics: metrics(batch, &per_sample),
+            advantages: out.advantages,
             returns: None,
             keep: None,
-            metrics: metrics(batch, &per_sample),
         })
     }
 

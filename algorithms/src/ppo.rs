@@ -10,8 +10,8 @@ use tch::{Kind, Tensor};
 
 use crate::{
     actor_loss::ActorObjective,
-    common::{KlInReward, err, kl_on, kl_penalty, metrics, sequence_mean},
-    math::{AdvantageEstimator, AdvantageInput, AdvantageParams, explained_variance, value_loss},
+    common::{KlInReward, err, estimate, kl_on, kl_penalty, metrics},
+    math::{AdvantageEstimator, AdvantageParams, explained_variance, value_loss},
     state,
 };
 
@@ -62,22 +62,14 @@ impl Algorithm for Ppo {
         })?;
         let kl = kl_penalty("ppo", batch, self.kl_in_reward.as_mut())?;
         let (penalty, kl_metrics) = kl.unzip();
-        let input = AdvantageInput {
-            scores: &batch.rewards,
-            mask: &batch.mask,
-            token_penalty: penalty.as_ref(),
-            values: Some(values),
-            group_ids: None,
-        };
         let params = AdvantageParams {
             gamma: self.gamma,
             lam: self.lam,
             ..AdvantageParams::default()
         };
-        let out = AdvantageEstimator::Gae
-            .compute(&input, &params)
-            .map_err(err("ppo"))?;
-        let per_sample = sequence_mean(&out.advantages, &batch.mask);
+        let (scores, estimator) = (&batch.rewards, AdvantageEstimator::Gae);
+        let (out, per_sample) =
+            estimate("ppo", estimator, batch, scores, penalty.as_ref(), &params)?;
         let mut metrics = metrics(batch, &per_sample);
         metrics.extend(kl_metrics.into_iter().flatten());
         let valid = batch.mask.sum(Kind::Double).double_value(&[]).max(1.0);

@@ -7,8 +7,8 @@ use crate::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targ
 
 use crate::{
     actor_loss::ActorObjective,
-    common::{KlInReward, err, kl_on, kl_penalty, metrics, sequence_mean},
-    math::{AdvantageEstimator, AdvantageInput, AdvantageParams},
+    common::{KlInReward, estimate, kl_on, kl_penalty, metrics},
+    math::{AdvantageEstimator, AdvantageParams},
     state,
 };
 
@@ -46,24 +46,17 @@ impl Algorithm for ReinforcePp {
         let kl = kl_penalty(&name, batch, self.kl_in_reward.as_mut())?;
         let (penalty, kl_metrics) = kl.unzip();
         let estimator = if self.baseline {
-            AdvantageEstimator::ReinforcePlusPlusBaseline
+            AdvantageEstimator::ReinforcePpBaseline
         } else {
-            AdvantageEstimator::ReinforcePlusPlus
-        };
-        let input = AdvantageInput {
-            scores: &batch.rewards,
-            mask: &batch.mask,
-            token_penalty: penalty.as_ref(),
-            values: None,
-            group_ids: Some(&batch.groups),
+            AdvantageEstimator::ReinforcePp
         };
         let params = AdvantageParams {
             gamma: self.gamma,
             ..AdvantageParams::default()
         };
-        let out = estimator.compute(&input, &params).map_err(err(&name))?;
-        // Per-sample summary for the metrics: the advantage of each sequence's first token.
-        let per_sample = sequence_mean(&out.advantages, &batch.mask);
+        let scores = &batch.rewards;
+        let (out, per_sample) =
+            estimate(&name, estimator, batch, scores, penalty.as_ref(), &params)?;
         let mut metrics = metrics(batch, &per_sample);
         metrics.extend(kl_metrics.into_iter().flatten());
         Ok(Targets {

@@ -6,8 +6,8 @@ use crate::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targ
 
 use crate::{
     actor_loss::ActorObjective,
-    common::{err, kl_on, metrics},
-    math::{broadcast_to_tokens, rloo_advantage},
+    common::{estimate, kl_on, metrics},
+    math::{AdvantageEstimator, AdvantageParams},
 };
 
 /// RLOO.
@@ -30,9 +30,11 @@ impl Algorithm for Rloo {
     }
 
     fn targets(&mut self, batch: &Experience) -> Result<Targets, AlgorithmError> {
-        let per_sample = rloo_advantage(&batch.rewards, &batch.groups).map_err(err("rloo"))?;
+        let params = AdvantageParams::default();
+        let estimator = AdvantageEstimator::Rloo;
+        let (out, per_sample) = estimate("rloo", estimator, batch, &batch.rewards, None, &params)?;
         Ok(Targets {
-            advantages: broadcast_to_tokens(&per_sample, &batch.mask).map_err(err("rloo"))?,
+            advantages: out.advantages,
             returns: None,
             keep: None,
             metrics: metrics(batch, &per_sample),

@@ -13,89 +13,60 @@
 //! Sequences with no valid token (padding rows) count for nothing in any mode.
 //!
 //! Micro-batches: a mini-batch split for gradient accumulation must divide each micro-batch's
-//! [`LossAggregation::numerator`] by the [`LossAggregation::denominator`] of the whole
+//! [`numerator`] by the [`denominator`] of the whole
 //! mini-batch (the sum of its micro-batches'), so that the accumulated gradient equals the
 //! mini-batch's own.
 
-use serde::{Deserialize, Serialize};
+use rl_core::config::LossAggregation;
 use tch::{Kind, Tensor};
 
 use super::check;
 use super::error::Result;
 
-/// The loss aggregation modes, as named in configs (`algorithm.loss_agg`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LossAggregation {
-    /// `Σ_{i,t} m·l / Σ_{i,t} m`.
-    #[default]
-    TokenMean,
-    /// `mean_i Σ_t m·l` over sequences with a valid token.
-    SeqMeanTokenSum,
-    /// `mean_i (Σ_t m·l / Σ_t m)` over sequences with a valid token.
-    SeqMeanTokenMean,
-}
-
-impl LossAggregation {
-    /// The name as written in configs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::TokenMean => "token_mean",
-            Self::SeqMeanTokenSum => "seq_mean_token_sum",
-            Self::SeqMeanTokenMean => "seq_mean_token_mean",
+/// The sum `mode` averages, 0-d f32, differentiable in `loss`: over valid tokens for
+/// `token_mean`, over sequences (of their token sum or token mean) otherwise. `loss` and
+/// `mask` `[b, t]`.
+pub fn numerator(mode: LossAggregation, loss: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    check::dims2("mask", mask)?;
+    check::expect("loss", loss, &mask.size(), "the mask's shape")?;
+    let valid = check::valid(mask);
+    let loss = check::zero_invalid(loss, &valid);
+    Ok(match mode {
+        LossAggregation::TokenMean | LossAggregation::SeqMeanTokenSum => loss.sum(Kind::Float),
+        LossAggregation::SeqMeanTokenMean => {
+            let tokens = valid.sum_dim_intlist(1, false, Kind::Float);
+            // A row without tokens sums to 0; dividing by max(n, 1) keeps it 0, not 0/0.
+            (loss.sum_dim_intlist(1, false, Kind::Float) / tokens.clamp_min(1.0)).sum(Kind::Float)
         }
-    }
-
-    /// The sum this mode averages, 0-d f32, differentiable in `loss`: over valid tokens for
-    /// `token_mean`, over sequences (of their token sum or token mean) otherwise. `loss` and
-    /// `mask` `[b, t]`.
-    pub fn numerator(self, loss: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        check::dims2("mask", mask)?;
-        check::expect("loss", loss, &mask.size(), "the mask's shape")?;
-        let valid = check::valid(mask);
-        let loss = check::zero_invalid(loss, &valid);
-        Ok(match self {
-            Self::TokenMean | Self::SeqMeanTokenSum => loss.sum(Kind::Float),
-            Self::SeqMeanTokenMean => {
-                let tokens = valid.sum_dim_intlist(1, false, Kind::Float);
-                // A row without tokens sums to 0; dividing by max(n, 1) keeps it 0, not 0/0.
-                (loss.sum_dim_intlist(1, false, Kind::Float) / tokens.clamp_min(1.0))
-                    .sum(Kind::Float)
-            }
-        })
-    }
-
-    /// How many units the mean is over: valid tokens (`token_mean`) or sequences with at least
-    /// one valid token (the `seq_mean_*` modes). `mask` `[b, t]`.
-    pub fn denominator(self, mask: &Tensor) -> Result<i64> {
-        check::dims2("mask", mask)?;
-        let valid = check::valid(mask);
-        let units = match self {
-            Self::TokenMean => valid,
-            Self::SeqMeanTokenSum | Self::SeqMeanTokenMean => valid.any_dim(1, false),
-        };
-        check::scan(&units, &[])
-    }
+    })
 }
 
-impl std::fmt::Display for LossAggregation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// How many units `mode`'s mean is over: valid tokens (`token_mean`) or sequences with at
+/// least one valid token (the `seq_mean_*` modes). `mask` `[b, t]`.
+pub fn denominator(mode: LossAggregation, mask: &Tensor) -> Result<i64> {
+    check::dims2("mask", mask)?;
+    let valid = check::valid(mask);
+    let units = match mode {
+        LossAggregation::TokenMean => valid,
+        LossAggregation::SeqMeanTokenSum | LossAggregation::SeqMeanTokenMean => {
+            valid.any_dim(1, false)
+        }
+    };
+    check::scan(&units, &[])
 }
 
 /// `loss` `[b, t]` reduced to a 0-d f32 scalar as `mode` says: `numerator / denominator`.
 /// A mask with no valid token is an error, not 0/0.
 pub fn aggregate(loss: &Tensor, mask: &Tensor, mode: LossAggregation) -> Result<Tensor> {
-    let units = mode.denominator(mask)?;
+    let units = denominator(mode, mask)?;
     check::enough("mask", "a loss aggregation", units, 1)?;
-    Ok(mode.numerator(loss, mask)? / units as f64)
+    Ok(numerator(mode, loss, mask)? / units as f64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::math::error::AlgoError;
+    use crate::math::error::MathError;
     use crate::math::testutil::{PAD, assert_close, assert_scalar, t2};
 
     // Row 0: losses 1, 2, 3; row 1: loss 4; row 2: padding only (NaN everywhere else).
@@ -116,10 +87,10 @@ mod tests {
             (LossAggregation::SeqMeanTokenSum, 5.0, 10.0, 2),
             (LossAggregation::SeqMeanTokenMean, 3.0, 6.0, 2),
         ];
-        for (mode, mean, numerator, denominator) in cases {
+        for (mode, mean, sum, units) in cases {
             assert_scalar(&aggregate(&loss, &mask, mode).unwrap(), mean);
-            assert_scalar(&mode.numerator(&loss, &mask).unwrap(), numerator);
-            assert_eq!(mode.denominator(&mask).unwrap(), denominator, "{mode}");
+            assert_scalar(&numerator(mode, &loss, &mask).unwrap(), sum);
+            assert_eq!(denominator(mode, &mask).unwrap(), units, "{mode}");
         }
     }
 
@@ -159,11 +130,11 @@ mod tests {
                 .map(|(start, len)| (loss.narrow(0, start, len), mask.narrow(0, start, len)));
             let total: i64 = parts
                 .iter()
-                .map(|(_, m)| mode.denominator(m).unwrap())
+                .map(|(_, m)| denominator(mode, m).unwrap())
                 .sum();
             let summed = parts
                 .iter()
-                .map(|(l, m)| mode.numerator(l, m).unwrap() / total as f64)
+                .map(|(l, m)| numerator(mode, l, m).unwrap() / total as f64)
                 .fold(Tensor::from(0.0f32), |acc, x| acc + x);
             assert_scalar(&summed, full.double_value(&[]));
         }
@@ -175,15 +146,8 @@ mod tests {
         let err =
             aggregate(&loss, &mask.zeros_like(), LossAggregation::SeqMeanTokenMean).unwrap_err();
         assert!(
-            matches!(err, AlgoError::EmptyMask { valid: 0, .. }),
+            matches!(err, MathError::EmptyMask { valid: 0, .. }),
             "{err}"
         );
-    }
-
-    #[test]
-    fn names() {
-        let json = serde_json::to_string(&LossAggregation::SeqMeanTokenSum).unwrap();
-        assert_eq!(json, "\"seq_mean_token_sum\"");
-        assert_eq!(LossAggregation::default().as_str(), "token_mean");
     }
 }

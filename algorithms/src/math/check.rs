@@ -3,7 +3,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::error::{AlgoError, Result};
+use super::error::{MathError, Result};
 
 /// `(b, t)` of a 2-d tensor, or a shape error naming it.
 pub(crate) fn dims2(name: &'static str, x: &Tensor) -> Result<(i64, i64)> {
@@ -30,8 +30,8 @@ pub(crate) fn expect(name: &'static str, x: &Tensor, shape: &[i64], of: &str) ->
     }
 }
 
-fn shape_error(name: &'static str, x: &Tensor, expected: String) -> AlgoError {
-    AlgoError::Shape {
+fn shape_error(name: &'static str, x: &Tensor, expected: String) -> MathError {
+    MathError::Shape {
         name,
         got: x.size(),
         expected,
@@ -43,7 +43,7 @@ pub(crate) fn param(name: &'static str, value: f64, ok: bool, rule: &'static str
     if ok {
         Ok(())
     } else {
-        Err(AlgoError::Param { name, value, rule })
+        Err(MathError::Param { name, value, rule })
     }
 }
 
@@ -71,7 +71,7 @@ pub(crate) fn scan(valid: &Tensor, inputs: &[(&'static str, &Tensor)]) -> Result
     }
     let flags = Vec::<i64>::try_from(&Tensor::stack(&flags, 0).to_device(Device::Cpu))?;
     if let Some(i) = flags[1..].iter().position(|&ok| ok == 0) {
-        return Err(AlgoError::NonFinite { name: inputs[i].0 });
+        return Err(MathError::NonFinite { name: inputs[i].0 });
     }
     Ok(flags[0])
 }
@@ -100,7 +100,7 @@ pub(crate) fn all_finite(name: &'static str, x: &Tensor) -> Result<()> {
     if x.numel() == 0 || x.isfinite().all().int64_value(&[]) != 0 {
         Ok(())
     } else {
-        Err(AlgoError::NonFinite { name })
+        Err(MathError::NonFinite { name })
     }
 }
 
@@ -109,7 +109,7 @@ pub(crate) fn enough(name: &'static str, op: &'static str, valid: i64, needs: i6
     if valid >= needs {
         Ok(())
     } else {
-        Err(AlgoError::EmptyMask {
+        Err(MathError::EmptyMask {
             name,
             op,
             valid,
@@ -147,7 +147,7 @@ pub(crate) fn host_finite(name: &'static str, values: &[f32], valid: &[bool]) ->
         .zip(valid)
         .any(|(x, &ok)| ok && !x.is_finite());
     if bad {
-        Err(AlgoError::NonFinite { name })
+        Err(MathError::NonFinite { name })
     } else {
         Ok(())
     }

@@ -4,7 +4,7 @@
 /// What went wrong in a shared algorithm function. The functions never panic on data the caller
 /// passes; they return one of these instead, and never a silent NaN.
 #[derive(Debug, thiserror::Error)]
-pub enum AlgoError {
+pub enum MathError {
     /// A tensor's shape does not match the others (e.g. `values` `[4, 7]` beside a `[4, 8]` mask).
     #[error("{name} has shape {got:?}, expected {expected}")]
     Shape {
@@ -78,4 +78,4 @@ pub enum AlgoError {
 }
 
 /// Shorthand for results of this module.
-pub type Result<T, E = AlgoError> = std::result::Result<T, E>;
+pub type Result<T, E = MathError> = std::result::Result<T, E>;

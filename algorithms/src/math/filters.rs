@@ -33,7 +33,7 @@ pub fn dynamic_sampling_keep(scores: &Tensor, group_ids: &Tensor) -> Result<Tens
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::math::error::AlgoError;
+    use crate::math::error::MathError;
     use crate::math::testutil::{ids, t1, values};
 
     #[test]
@@ -51,7 +51,7 @@ mod tests {
     fn nan_score_is_an_error() {
         let err = dynamic_sampling_keep(&t1(&[1.0, f32::NAN]), &ids(&[0, 0])).unwrap_err();
         assert!(
-            matches!(err, AlgoError::NonFinite { name: "scores" }),
+            matches!(err, MathError::NonFinite { name: "scores" }),
             "{err}"
         );
     }

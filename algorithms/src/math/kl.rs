@@ -14,6 +14,7 @@
 //! | `k3` | `r - 1 - log r = exp(ref_logp - logp) - (ref_logp - logp) - 1` | unbiased, low variance, ≥ 0 |
 
 use serde::{Deserialize, Serialize};
+use rl_core::config::KlEstimator;
 use tch::Tensor;
 
 use super::check;
@@ -21,30 +22,6 @@ use super::error::Result;
 
 /// Bound on `|ref_logp - logp|` before `exp` in k3, so a far-off token stays finite.
 pub const MAX_KL_LOG_RATIO: f64 = 20.0;
-
-/// The per-token KL estimators, as named in configs (`algorithm.kl_estimator`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KlEstimator {
-    /// `logp - ref_logp`.
-    K1,
-    /// `½ (logp - ref_logp)²`.
-    K2,
-    /// `exp(ref_logp - logp) - (ref_logp - logp) - 1`.
-    #[default]
-    K3,
-}
-
-impl KlEstimator {
-    /// The name as written in configs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::K1 => "k1",
-            Self::K2 => "k2",
-            Self::K3 => "k3",
-        }
-    }
-}
 
 /// Per-token estimate of KL(π ‖ π_ref), `[b, t]` f32, 0 at invalid positions: `logp` `[b, t]`
 /// log-probs of the sampled tokens under the policy (differentiable: put it in the loss, as
@@ -205,7 +182,7 @@ impl KlController {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::math::error::AlgoError;
+    use crate::math::error::MathError;
     use crate::math::testutil::{PAD, assert_close, t2};
     use tch::Kind;
 
@@ -265,22 +242,11 @@ mod tests {
         let ref_logp = t2(&[&[f32::NAN, -1.0, -0.5, 0.0]]);
         let err = token_kl(&logp, &ref_logp, &mask, KlEstimator::K1).unwrap_err();
         assert!(
-            matches!(err, AlgoError::NonFinite { name: "ref_logp" }),
+            matches!(err, MathError::NonFinite { name: "ref_logp" }),
             "{err}"
         );
     }
 
-    #[test]
-    fn estimator_names() {
-        for (e, name) in [
-            (KlEstimator::K1, "k1"),
-            (KlEstimator::K2, "k2"),
-            (KlEstimator::K3, "k3"),
-        ] {
-            assert_eq!(e.as_str(), name);
-            assert_eq!(serde_json::to_string(&e).unwrap(), format!("\"{name}\""));
-        }
-    }
 
     #[test]
     fn adaptive_controller_by_hand() {

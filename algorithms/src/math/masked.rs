@@ -89,7 +89,7 @@ fn var_mean(x: &Tensor, mask: &Tensor, unbiased: bool) -> Result<(Tensor, Tensor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::math::error::AlgoError;
+    use crate::math::error::MathError;
     use crate::math::testutil::{PAD, assert_close, assert_scalar, scalar, t2};
 
     /// Valid values 1, 2, 3 | 4, 5; the padding holds NaN and inf.
@@ -141,7 +141,7 @@ mod tests {
         let none = mask.zeros_like();
         assert!(matches!(
             masked_mean(&x, &none),
-            Err(AlgoError::EmptyMask { valid: 0, .. })
+            Err(MathError::EmptyMask { valid: 0, .. })
         ));
         assert_scalar(&masked_sum(&x, &none).unwrap(), 0.0);
         // One valid token: a biased variance (0) exists, an unbiased one does not.
@@ -151,7 +151,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                AlgoError::EmptyMask {
+                MathError::EmptyMask {
                     valid: 1,
                     needs: 2,
                     ..
@@ -161,7 +161,7 @@ mod tests {
         );
         assert!(matches!(
             masked_whiten(&x, &one),
-            Err(AlgoError::EmptyMask { .. })
+            Err(MathError::EmptyMask { .. })
         ));
     }
 
@@ -170,7 +170,7 @@ mod tests {
         let (x, _) = batch();
         let mask = Tensor::ones([2, 3], (Kind::Float, tch::Device::Cpu));
         let err = masked_mean(&x, &mask).unwrap_err();
-        assert!(matches!(err, AlgoError::Shape { .. }), "{err}");
+        assert!(matches!(err, MathError::Shape { .. }), "{err}");
         assert!(err.to_string().contains("[2, 4]"), "{err}");
     }
 

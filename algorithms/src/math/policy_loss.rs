@@ -139,7 +139,7 @@ pub fn ppo_policy_loss(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::math::error::AlgoError;
+    use crate::math::error::MathError;
     use crate::math::testutil::{PAD, assert_close, assert_scalar, t2};
 
     // Six tokens with old_logp = 0 and logp = ln r, ε_low = 0.2, ε_high = 0.28:
@@ -237,13 +237,13 @@ mod tests {
         let [logp, old, adv, mask] = batch();
         let none = mask.zeros_like();
         let err = ppo_policy_loss(&logp, &old, &adv, &none, &CLIP_HIGHER).unwrap_err();
-        assert!(matches!(err, AlgoError::EmptyMask { .. }), "{err}");
+        assert!(matches!(err, MathError::EmptyMask { .. }), "{err}");
         let nan_adv = adv
             .copy()
             .index_fill(1, &Tensor::from_slice(&[0i64]), f64::NAN);
         let err = ppo_policy_loss(&logp, &old, &nan_adv, &mask, &CLIP_HIGHER).unwrap_err();
         assert!(
-            matches!(err, AlgoError::NonFinite { name: "advantages" }),
+            matches!(err, MathError::NonFinite { name: "advantages" }),
             "{err}"
         );
         let short = old.narrow(1, 0, 3);
@@ -251,7 +251,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                AlgoError::Shape {
+                MathError::Shape {
                     name: "old_logp",
                     ..
                 }
@@ -274,7 +274,7 @@ mod tests {
         ];
         for clip in bad {
             let err = ppo_policy_loss(&logp, &old, &adv, &mask, &clip).unwrap_err();
-            assert!(matches!(err, AlgoError::Param { .. }), "{clip:?}: {err}");
+            assert!(matches!(err, MathError::Param { .. }), "{clip:?}: {err}");
         }
     }
 }

@@ -73,7 +73,7 @@ pub fn overlong_penalty(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::math::error::AlgoError;
+    use crate::math::error::MathError;
     use crate::math::testutil::{assert_close, t1, t2};
 
     #[test]
@@ -100,12 +100,12 @@ mod tests {
         let mask = t2(&[&[1.0, 1.0], &[1.0, 0.0]]);
         let err = token_rewards(&t1(&[1.0, f32::NAN]), &mask).unwrap_err();
         assert!(
-            matches!(err, AlgoError::NonFinite { name: "scores" }),
+            matches!(err, MathError::NonFinite { name: "scores" }),
             "{err}"
         );
         let err = token_rewards(&t1(&[1.0]), &mask).unwrap_err();
         assert!(
-            matches!(err, AlgoError::Shape { name: "scores", .. }),
+            matches!(err, MathError::Shape { name: "scores", .. }),
             "{err}"
         );
     }
@@ -137,7 +137,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                AlgoError::Param {
+                MathError::Param {
                     name: "cache_len",
                     ..
                 }

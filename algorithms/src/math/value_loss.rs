@@ -78,7 +78,7 @@ pub fn value_loss(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::math::error::AlgoError;
+    use crate::math::error::MathError;
     use crate::math::testutil::{PAD, assert_close, assert_scalar, t2};
 
     // ε_v = 0.2, so V is clipped to [V_old - 0.2, V_old + 0.2]:
@@ -121,17 +121,17 @@ mod tests {
         let [values, old, returns, mask] = batch();
         assert!(matches!(
             value_loss(&values, &old, &returns, &mask, Some(0.0)),
-            Err(AlgoError::Param { .. })
+            Err(MathError::Param { .. })
         ));
         let nan = returns
             .copy()
             .index_fill(1, &Tensor::from_slice(&[0i64]), f64::NAN);
         let err = value_loss(&values, &old, &nan, &mask, Some(0.2)).unwrap_err();
         assert!(
-            matches!(err, AlgoError::NonFinite { name: "returns" }),
+            matches!(err, MathError::NonFinite { name: "returns" }),
             "{err}"
         );
         let err = value_loss(&values, &old, &returns, &mask.zeros_like(), None).unwrap_err();
-        assert!(matches!(err, AlgoError::EmptyMask { .. }), "{err}");
+        assert!(matches!(err, MathError::EmptyMask { .. }), "{err}");
     }
 }

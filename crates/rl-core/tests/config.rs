@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rl_core::{
     Config, ConfigError,
-    config::{Advantage, AlgorithmName, ArithmeticOp, DeviceSpec},
+    config::{AdvantageEstimator, AlgorithmName, ArithmeticOp, DeviceSpec},
 };
 
 fn load(text: &str, overrides: &[&str]) -> Result<Config, ConfigError> {
@@ -22,19 +22,22 @@ fn message(text: &str, overrides: &[&str]) -> String {
 fn an_empty_file_is_a_valid_config_with_resolved_defaults() {
     let config = load("", &[]).unwrap();
     assert_eq!(config.algorithm.name, AlgorithmName::Grpo);
-    assert_eq!(config.algorithm.advantage, Some(Advantage::GroupNorm));
+    assert_eq!(
+        config.algorithm.advantage,
+        Some(AdvantageEstimator::GroupNorm)
+    );
     assert_eq!(config.algorithm.clip_ratio_high, Some(0.2));
 }
 
 #[test]
 fn algorithm_defaults_follow_the_algorithm_but_explicit_keys_win() {
     let ppo = load("[algorithm]\nname = \"ppo\"", &[]).unwrap();
-    assert_eq!(ppo.algorithm.advantage, Some(Advantage::Gae));
+    assert_eq!(ppo.algorithm.advantage, Some(AdvantageEstimator::Gae));
     assert!(ppo.algorithm.needs_critic());
     let dapo = load("[algorithm]\nname = \"dapo\"", &[]).unwrap();
     assert_eq!(dapo.algorithm.clip_ratio_high, Some(0.28));
     let rloo = load("[algorithm]\nname = \"grpo\"\nadvantage = \"rloo\"", &[]).unwrap();
-    assert_eq!(rloo.algorithm.advantage, Some(Advantage::Rloo));
+    assert_eq!(rloo.algorithm.advantage, Some(AdvantageEstimator::Rloo));
 }
 
 #[test]
@@ -304,7 +307,7 @@ fn the_reinforce_pp_baseline_advantage_needs_groups() {
     .unwrap();
     assert_eq!(
         config.algorithm.advantage,
-        Some(Advantage::ReinforcePpBaseline)
+        Some(AdvantageEstimator::ReinforcePpBaseline)
     );
     let msg = message(
         "[algorithm]\nname = \"reinforce_pp\"\nadvantage = \"reinforce_pp_baseline\"\n",

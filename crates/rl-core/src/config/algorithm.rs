@@ -25,8 +25,8 @@ crate::choice! {
 }
 
 crate::choice! {
-    /// How advantages are estimated.
-    pub enum Advantage {
+    /// How advantages are estimated (the tensor math is `rl_algorithms::math::advantage`).
+    pub enum AdvantageEstimator {
         /// Generalised advantage estimation from a critic.
         Gae = "gae",
         /// Reward minus the group mean, divided by the group std (GRPO).
@@ -38,6 +38,43 @@ crate::choice! {
         /// REINFORCE++-baseline: the group's mean reward subtracted first, then as
         /// `reinforce_pp` (veRL's `reinforce_plus_plus_baseline`).
         ReinforcePpBaseline = "reinforce_pp_baseline",
+    }
+}
+
+impl AlgorithmName {
+    /// The advantage estimator `name` uses unless `algorithm.advantage` says otherwise.
+    pub fn default_advantage(self) -> AdvantageEstimator {
+        match self {
+            Self::Ppo => AdvantageEstimator::Gae,
+            Self::Grpo | Self::Dapo => AdvantageEstimator::GroupNorm,
+            Self::Rloo => AdvantageEstimator::Rloo,
+            Self::ReinforcePp => AdvantageEstimator::ReinforcePp,
+        }
+    }
+}
+
+impl AdvantageEstimator {
+    /// Whether it needs a critic's values.
+    pub fn needs_critic(self) -> bool {
+        self == Self::Gae
+    }
+
+    /// Whether it compares samples of the same prompt (needs `rollout.samples_per_prompt >= 2`).
+    pub fn needs_groups(self) -> bool {
+        matches!(
+            self,
+            Self::GroupNorm | Self::Rloo | Self::ReinforcePpBaseline
+        )
+    }
+
+    /// Whether per-token reward terms (a KL penalty in the reward) enter its advantages. The
+    /// group estimators use only the outcome score: their KL term belongs in the loss, as GRPO
+    /// puts it.
+    pub fn uses_token_rewards(self) -> bool {
+        matches!(
+            self,
+            Self::Gae | Self::ReinforcePp | Self::ReinforcePpBaseline
+        )
     }
 }
 
@@ -55,7 +92,7 @@ crate::choice! {
 
 crate::choice! {
     /// How per-token losses are reduced to one number.
-    pub enum LossAgg {
+    pub enum LossAggregation {
         /// Mean over all valid tokens of the batch.
         TokenMean = "token_mean",
         /// Sum over tokens, mean over sequences.
@@ -73,7 +110,7 @@ pub struct AlgorithmConfig {
     pub name: AlgorithmName,
     /// Advantage estimator; default: the algorithm's own.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub advantage: Option<Advantage>,
+    pub advantage: Option<AdvantageEstimator>,
     /// PPO ratio clip ε: ratios outside `[1-ε, 1+ε]` get no gradient.
     pub clip_ratio: f64,
     /// Upper clip ε_high (DAPO "clip-higher"); default: `clip_ratio`, or 0.28 for DAPO.
@@ -91,7 +128,7 @@ pub struct AlgorithmConfig {
     pub lam: f64,
     /// Loss reduction; default: `token_mean`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub loss_agg: Option<LossAgg>,
+    pub loss_agg: Option<LossAggregation>,
     /// Optimisation passes over each batch of experience.
     pub epochs: u32,
     /// Critic value clip (PPO only).
@@ -146,25 +183,25 @@ impl Default for AlgorithmConfig {
 impl AlgorithmConfig {
     /// Fills the keys left out with the defaults of `name`.
     pub fn resolve(&mut self) {
-        let advantage = match self.name {
-            AlgorithmName::Ppo => Advantage::Gae,
-            AlgorithmName::Grpo | AlgorithmName::Dapo => Advantage::GroupNorm,
-            AlgorithmName::Rloo => Advantage::Rloo,
-            AlgorithmName::ReinforcePp => Advantage::ReinforcePp,
-        };
-        self.advantage.get_or_insert(advantage);
+        self.advantage.get_or_insert(self.name.default_advantage());
         let high = if self.name == AlgorithmName::Dapo {
             0.28
         } else {
             self.clip_ratio
         };
         self.clip_ratio_high.get_or_insert(high);
-        self.loss_agg.get_or_insert(LossAgg::TokenMean);
+        self.loss_agg.get_or_insert(LossAggregation::TokenMean);
+    }
+
+    /// The advantage estimator: `algorithm.advantage`, else the algorithm's default.
+    pub fn advantage(&self) -> AdvantageEstimator {
+        self.advantage
+            .unwrap_or_else(|| self.name.default_advantage())
     }
 
     /// Whether this configuration trains a critic.
     pub fn needs_critic(&self) -> bool {
-        self.advantage == Some(Advantage::Gae)
+        self.advantage().needs_critic()
     }
 
     pub(crate) fn validate(&self, v: &mut Validator, rollout: &RolloutConfig) {
@@ -194,10 +231,7 @@ impl AlgorithmConfig {
         }
         let samples_per_prompt = rollout.samples_per_prompt;
         if let Some(adv) = self.advantage {
-            let grouped = matches!(
-                adv,
-                Advantage::GroupNorm | Advantage::Rloo | Advantage::ReinforcePpBaseline
-            );
+            let grouped = adv.needs_groups();
             let rule = format!(
                 "algorithm.advantage = \"{adv}\" compares samples of the same prompt: set rollout.samples_per_prompt >= 2"
             );
@@ -209,7 +243,7 @@ impl AlgorithmConfig {
             );
             let rule = "GAE needs a critic, which only algorithm.name = \"ppo\" trains";
             v.require(
-                adv != Advantage::Gae || self.name == AlgorithmName::Ppo,
+                adv != AdvantageEstimator::Gae || self.name == AlgorithmName::Ppo,
                 "algorithm.advantage",
                 quoted(adv.as_str()),
                 rule,
@@ -220,8 +254,8 @@ impl AlgorithmConfig {
     /// The overlong punishment is DAPO's reward shaping (the only algorithm that applies it),
     /// and its interval must fit under the length limit.
     fn validate_overlong(&self, v: &mut Validator, max_new_tokens: u32) {
-        let dapo = self.name == AlgorithmName::Dapo
-            && self.advantage.is_none_or(|a| a == Advantage::GroupNorm);
+        let dapo =
+            self.name == AlgorithmName::Dapo && self.advantage() == AdvantageEstimator::GroupNorm;
         v.require(
             dapo,
             "algorithm.overlong_buffer",

@@ -2,7 +2,7 @@
 //! (de)serialise as snake_case strings and print the way they are written in TOML.
 
 /// Declares a `Copy` enum whose variants (de)serialise as the given snake_case names, with
-/// `as_str()`, `ALL` (for error messages), `Display` and `FromStr` (so command-line flags take
+/// `as_str()`, `ALL` (for error messages), `VARIANTS`, `Display` and `FromStr` (so command-line flags take
 /// the same names as the config).
 #[macro_export]
 macro_rules! choice {
@@ -16,6 +16,9 @@ macro_rules! choice {
         impl $name {
             /// Every option, as written in TOML.
             pub const ALL: &'static [&'static str] = &[$($text),+];
+
+            /// Every option.
+            pub const VARIANTS: &'static [Self] = &[$(Self::$variant),+];
 
             /// The option as written in TOML.
             pub fn as_str(self) -> &'static str {

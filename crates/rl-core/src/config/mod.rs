@@ -23,7 +23,9 @@ mod validate;
 
 use serde::{Deserialize, Serialize};
 
-pub use algorithm::{Advantage, AlgorithmConfig, AlgorithmName, KlEstimator, LossAgg};
+pub use algorithm::{
+    AdvantageEstimator, AlgorithmConfig, AlgorithmName, KlEstimator, LossAggregation,
+};
 pub use checkpoint::CheckpointConfig;
 pub use device::{DType, DeviceSpec};
 pub use env::{

@@ -1,14 +1,15 @@
-//! Building an algorithm from the run's `[algorithm]` section.
+//! The registry of algorithms: the run's `[algorithm]` section to the algorithm it names. The
+//! names, and each algorithm's default advantage estimator, are the config's closed sets
+//! (`rl_core::config::AlgorithmName::default_advantage`); this is the one place that maps
+//! (name, estimator) to an implementation. A new algorithm is a file beside this one, a variant
+//! of `AlgorithmName`, and one arm here.
 
-use rl_core::config::{Advantage, AlgorithmConfig, AlgorithmName, KlEstimator as KlName, LossAgg};
+use rl_core::config::{AdvantageEstimator, AlgorithmConfig, AlgorithmName, LossAggregation};
 
 use crate::{
     ActorObjective, Algorithm, AlgorithmError, Dapo, Grpo, KlInReward, Ppo, ReinforcePp, Rloo,
     dapo::Overlong,
-    math::{
-        AdaptiveKlController, FixedKlController, KlController, KlEstimator, LossAggregation,
-        PpoClip,
-    },
+    math::{AdaptiveKlController, FixedKlController, KlController, PpoClip},
 };
 
 /// The algorithm `config` describes (after [`AlgorithmConfig::resolve`]); `max_new_tokens`
@@ -21,16 +22,8 @@ pub fn from_config(
         algorithm: config.name.as_str().to_owned(),
         message,
     };
-    let estimator = match config.kl_estimator {
-        KlName::K1 => KlEstimator::K1,
-        KlName::K2 => KlEstimator::K2,
-        KlName::K3 => KlEstimator::K3,
-    };
-    let aggregation = match config.loss_agg.unwrap_or(LossAgg::TokenMean) {
-        LossAgg::TokenMean => LossAggregation::TokenMean,
-        LossAgg::SeqMeanTokenSum => LossAggregation::SeqMeanTokenSum,
-        LossAgg::SeqMeanTokenMean => LossAggregation::SeqMeanTokenMean,
-    };
+    let estimator = config.kl_estimator;
+    let aggregation = config.loss_agg.unwrap_or(LossAggregation::TokenMean);
     let kl = (config.kl_coef > 0.0).then_some((estimator, config.kl_coef));
     let kl_in_reward = match kl {
         None => None,
@@ -59,19 +52,15 @@ pub fn from_config(
         kl,
         entropy_coef: config.entropy_coef,
     };
-    let advantage = config.advantage.unwrap_or(match config.name {
-        AlgorithmName::Ppo => Advantage::Gae,
-        AlgorithmName::Grpo | AlgorithmName::Dapo => Advantage::GroupNorm,
-        AlgorithmName::Rloo => Advantage::Rloo,
-        AlgorithmName::ReinforcePp => Advantage::ReinforcePp,
-    });
+    let advantage = config.advantage();
     let overlong = (config.overlong_buffer > 0).then_some(Overlong {
         max_len: max_new_tokens.into(),
         cache_len: config.overlong_buffer.into(),
         factor: config.overlong_penalty,
     });
     // Only DAPO shapes rewards by length; any other algorithm would drop the key without a word.
-    if overlong.is_some() && (config.name, advantage) != (AlgorithmName::Dapo, Advantage::GroupNorm)
+    if overlong.is_some()
+        && (config.name, advantage) != (AlgorithmName::Dapo, AdvantageEstimator::GroupNorm)
     {
         return Err(error(format!(
             "algorithm.overlong_buffer = {}: only dapo with advantage group_norm applies the overlong punishment",
@@ -79,7 +68,7 @@ pub fn from_config(
         )));
     }
     Ok(match (config.name, advantage) {
-        (_, Advantage::Gae) => Box::new(Ppo {
+        (_, AdvantageEstimator::Gae) => Box::new(Ppo {
             objective: ActorObjective {
                 kl: None,
                 ..objective
@@ -92,16 +81,16 @@ pub fn from_config(
             critic_warmup: config.critic_warmup,
             updates: 0,
         }),
-        (AlgorithmName::Dapo, Advantage::GroupNorm) => Box::new(Dapo {
+        (AlgorithmName::Dapo, AdvantageEstimator::GroupNorm) => Box::new(Dapo {
             objective,
             overlong,
         }),
-        (_, Advantage::GroupNorm) => Box::new(Grpo {
+        (_, AdvantageEstimator::GroupNorm) => Box::new(Grpo {
             objective,
             scale_by_std: config.scale_by_std,
         }),
-        (_, Advantage::Rloo) => Box::new(Rloo { objective }),
-        (_, adv @ (Advantage::ReinforcePp | Advantage::ReinforcePpBaseline)) => {
+        (_, AdvantageEstimator::Rloo) => Box::new(Rloo { objective }),
+        (_, adv @ (AdvantageEstimator::ReinforcePp | AdvantageEstimator::ReinforcePpBaseline)) => {
             Box::new(ReinforcePp {
                 objective: ActorObjective {
                     kl: None,
@@ -109,7 +98,7 @@ pub fn from_config(
                 },
                 kl_in_reward,
                 gamma: config.gamma,
-                baseline: adv == Advantage::ReinforcePpBaseline,
+                baseline: adv == AdvantageEstimator::ReinforcePpBaseline,
             })
         }
     })
@@ -219,7 +208,8 @@ mod tests {
 
     #[test]
     fn the_reinforce_pp_baseline_advantage_builds_reinforce_pp_with_the_group_baseline() {
-        let baseline = |c: &mut AlgorithmConfig| c.advantage = Some(Advantage::ReinforcePpBaseline);
+        let baseline =
+            |c: &mut AlgorithmConfig| c.advantage = Some(AdvantageEstimator::ReinforcePpBaseline);
         let mut with = build(AlgorithmName::ReinforcePp, baseline).unwrap();
         let mut without = build(AlgorithmName::ReinforcePp, |_| {}).unwrap();
         assert_eq!(with.name(), "reinforce_pp_baseline");
