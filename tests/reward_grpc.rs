@@ -42,6 +42,8 @@ fn start_server(dir: &std::path::Path) -> Served {
             "4",
             "--max-concurrency",
             "2",
+            "--max-message-mib",
+            "1",
         ])
         .env_remove("RL_REWARD_TOKEN");
     let server = Served::start(command, dir.join("server.log"));
@@ -120,6 +122,14 @@ fn a_reward_server_process_scores_for_rust_and_python_clients() {
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(report["rewards"], serde_json::json!([1.0, 0.0, 0.0]));
     assert_eq!(report["deadline"], "DEADLINE_EXCEEDED");
+    for (case, code) in [
+        ("not_utf8", "INVALID_ARGUMENT"),
+        ("garbage", "INVALID_ARGUMENT"),
+        ("over_message_cap", "RESOURCE_EXHAUSTED"),
+    ] {
+        let got = report[case].as_str().unwrap();
+        assert!(got.starts_with(code), "{case}: {got}");
+    }
 
     // Still serving after all that.
     assert_eq!(remote.health().unwrap().scorer, "rule");
@@ -130,7 +140,7 @@ fn a_reward_server_process_scores_for_rust_and_python_clients() {
 fn configs_and_settings_it_cannot_serve_are_refused_with_exit_code_2() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config_path();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &[
                 "--set",
@@ -154,7 +164,18 @@ fn configs_and_settings_it_cannot_serve_are_refused_with_exit_code_2() {
             "--token-file no/such/file: cannot read it",
         ),
         (&["--listen", "256.0.0.1:1"], "give HOST:PORT"),
-        (&["--max-request-s", "0"], "--max-request-s 0"),
+        (
+            &["--max-request-s", "0"],
+            "--max-request-s 0: give a number of seconds from 0.001 to 86400",
+        ),
+        (
+            &["--max-request-s", "1e300"],
+            "--max-request-s 1e300: give a number of seconds from 0.001 to 86400",
+        ),
+        (
+            &["--shutdown-grace-s", "7200"],
+            "--shutdown-grace-s 7200: give a number of seconds from 0 to 3600",
+        ),
     ];
     for (extra, needle) in cases {
         let mut args = vec!["reward-server", "--config", &cfg];
@@ -164,45 +185,5 @@ fn configs_and_settings_it_cannot_serve_are_refused_with_exit_code_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {needle:?} not in {err}");
         assert!(!err.contains("panicked"), "{err}");
-    }
-}
-
-#[test]
-fn a_blank_token_variable_is_refused_rather_than_serving_without_a_token() {
-    let tmp = tempfile::tempdir().unwrap();
-    for blank in ["", "  "] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rl"))
-            .args([
-                "reward-server",
-                "--config",
-                &config_path(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .current_dir(tmp.path())
-            .env("RL_REWARD_TOKEN", blank)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // A server that accepted the blank token would run until stopped.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("RL_REWARD_TOKEN={blank:?}: the server started without a token");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        };
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-        assert_eq!(status.code(), Some(2), "RL_REWARD_TOKEN={blank:?}: {err}");
-        assert!(
-            err.contains("RL_REWARD_TOKEN is set but empty"),
-            "RL_REWARD_TOKEN={blank:?}: {err}"
-        );
     }
 }

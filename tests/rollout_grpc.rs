@@ -11,7 +11,7 @@ use std::{
     process::Command,
 };
 
-use common::{Served, repo, rl, stderr};
+use common::{Served, rl, stderr, tiny_word_model};
 use rl_rollout::{
     GenerateRequest, Prompt, RolloutError, RolloutWorker, SamplingParams,
     remote::{ClientOptions, RemoteWorker},
@@ -20,33 +20,6 @@ use tch::{Device, Kind, Tensor};
 
 const TOKEN_VAR: &str = "RL_TEST_ROLLOUT_TOKEN";
 const TOKEN: &str = "test-secret-7f3a";
-
-/// The tiny Llama fixture with a word-level tokenizer (`t0` … `t127`) beside it, in `model/`
-/// of a temporary directory: a model directory `rl` loads like any HF one.
-fn tiny_model() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("model");
-    std::fs::create_dir(&dir).unwrap();
-    let fixture = repo().join("crates/rl-model/tests/fixtures/models/tiny-llama");
-    for file in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixture.join(file), dir.join(file)).unwrap();
-    }
-    let vocab: serde_json::Map<String, serde_json::Value> =
-        (0..128).map(|i| (format!("t{i}"), i.into())).collect();
-    let tokenizer = serde_json::json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": [],
-        "normalizer": null,
-        "pre_tokenizer": {"type": "Whitespace"},
-        "post_processor": null,
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "t0"}
-    });
-    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
-    (tmp, dir)
-}
 
 /// Starts `rl rollout-worker` over `model` on a free port, with the token.
 fn start_worker(model: &Path, log: PathBuf) -> Served {
@@ -78,7 +51,7 @@ fn greedy(prompt: Prompt, n: u32) -> GenerateRequest {
 
 #[test]
 fn a_worker_process_serves_generate_health_and_weight_updates() {
-    let (tmp, model) = tiny_model();
+    let (tmp, model) = tiny_word_model();
     let worker = start_worker(&model, tmp.path().join("worker.log"));
     let addr = worker.addr.clone();
 
@@ -169,13 +142,13 @@ fn a_worker_process_serves_generate_health_and_weight_updates() {
 
 #[test]
 fn bad_input_is_refused_with_exit_code_2() {
-    let (tmp, model) = tiny_model();
+    let (tmp, model) = tiny_word_model();
     let model = model.to_str().unwrap();
     let cases: [(&[&str], &str); 5] = [
         (&["--model", "no/such/model"], "no model \"no/such/model\""),
         (
             &["--model", model, "--listen", "not-an-address"],
-            "cannot listen on not-an-address",
+            "rollout worker: cannot listen on not-an-address",
         ),
         (
             &["--model", model, "--token-env", "RL_TEST_NO_SUCH_VARIABLE"],

@@ -110,14 +110,34 @@ impl Served {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// SIGTERM, then waits (up to 30 s) for a clean exit.
-    pub fn stop(mut self) {
+    /// Sends SIGTERM and returns at once.
+    pub fn terminate(&self) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("run kill");
         assert!(sent.success());
+    }
+
+    /// Waits up to `within` for it to exit: its exit code (`None` for a signal), or `Err` with
+    /// its log when it is still running.
+    pub fn exited_within(&mut self, within: std::time::Duration) -> Result<Option<i32>, String> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                return Ok(status.code());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(self.stderr());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then waits (up to 30 s) for a clean exit.
+    pub fn stop(mut self) {
+        self.terminate();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for the server") {
@@ -161,4 +181,64 @@ pub fn tiny_chat_model(out: &Path) -> PathBuf {
     rl_model::export::write_hf_dir(&vs, &json, &smollm2_tokenizer_dir(), out, tch::Kind::Float)
         .expect("write the tiny model");
     out.to_owned()
+}
+
+/// The tiny Llama fixture with a word-level tokenizer (`t0` … `t127`) beside it, in `model/`
+/// of a temporary directory: a model directory `rl` loads like any HF one.
+pub fn tiny_word_model() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let dir = tmp.path().join("model");
+    std::fs::create_dir(&dir).expect("create model/");
+    let fixture = repo().join("crates/rl-model/tests/fixtures/models/tiny-llama");
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture.join(file), dir.join(file)).expect("copy the fixture");
+    }
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        (0..128).map(|i| (format!("t{i}"), i.into())).collect();
+    let tokenizer = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "t0"}
+    });
+    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).expect("write tokenizer");
+    (tmp, dir)
+}
+
+/// Runs `command` (stdout discarded, stderr captured) and waits up to `within` for it to exit:
+/// its exit code and stderr, or `None` (after killing it) when it was still running. For
+/// commands that must refuse to start: a regression then fails the test instead of hanging it.
+pub fn exit_within(
+    mut command: Command,
+    within: std::time::Duration,
+) -> Option<(Option<i32>, String)> {
+    let mut child = command
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rl");
+    let deadline = std::time::Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for rl") {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut err);
+    }
+    status.map(|s| (s.code(), err))
 }

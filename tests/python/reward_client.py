@@ -1,12 +1,13 @@
 """A Python client of `rl reward-server`, generated at run time from the project's proto.
 
 Run by tests/reward_grpc.rs against a running server (rule-based arithmetic scorer, started
-with a token, --max-batch 64 and --max-item-kib 4):
+with a token, --max-batch 64, --max-item-kib 4 and --max-message-mib 1):
 
     python tests/python/reward_client.py --addr HOST:PORT --token TOKEN --proto-dir DIR --out TMP
 
 It compiles crates/rl-proto/proto/rl/v1/reward.proto with grpc_tools.protoc into TMP, then checks
-normal scoring, a deadline, bad requests (empty batch, too many items, an oversized item, bytes
+normal scoring, a deadline, bad requests (empty batch, too many items, an oversized item, a
+message over the cap, bytes that are no message, bytes
 that are not UTF-8, a missing token) and that Health still answers afterwards. Prints one JSON
 line with the results and exits 0 only if every check passed.
 """
@@ -137,6 +138,19 @@ def main():
     except grpc.RpcError as e:
         assert "UTF-8" in (e.details() or ""), e.details()
         report["not_utf8"] = f"{e.code().name}: {e.details()}"
+    # Bytes that are no ScoreRequest at all (a field tag with an invalid wire type).
+    try:
+        score_raw(b"\x0f\xff\xff\xff", metadata=auth, timeout=10)
+        raise AssertionError("garbage was accepted")
+    except grpc.RpcError as e:
+        report["garbage"] = f"{e.code().name}: {e.details()}"
+    # A message over the server's --max-message-mib (1 MiB).
+    huge = pb.ScoreRequest(items=[item(1, 1, "x" * (2 << 20))])
+    try:
+        stub.Score(huge, metadata=auth, timeout=30)
+        raise AssertionError("an oversized message was accepted")
+    except grpc.RpcError as e:
+        report["over_message_cap"] = f"{e.code().name}: {e.details()}"
 
     # The server still answers.
     health = stub.Health(pb.RewardHealthRequest(), metadata=auth, timeout=10)

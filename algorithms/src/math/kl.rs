@@ -13,8 +13,8 @@
 //! | `k2` | `½ (log r)²` | biased, low variance, ≥ 0 |
 //! | `k3` | `r - 1 - log r = exp(ref_logp - logp) - (ref_logp - logp) - 1` | unbiased, low variance, ≥ 0 |
 
-use serde::{Deserialize, Serialize};
 use rl_core::config::KlEstimator;
+use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::check;
@@ -246,7 +246,6 @@ mod tests {
             "{err}"
         );
     }
-
 
     #[test]
     fn adaptive_controller_by_hand() {

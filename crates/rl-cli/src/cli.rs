@@ -220,13 +220,31 @@ pub struct RolloutWorkerArgs {
     /// Tokens per completion, prompt included. Default: the model's context, at most 2048.
     #[arg(long, value_parser = clap::value_parser!(i64).range(2..))]
     pub max_seq_len: Option<i64>,
-    /// Environment variable holding a shared secret; every call must then carry
-    /// `authorization: Bearer <secret>`. Without it any client that reaches the port is served.
-    #[arg(long, value_name = "VAR")]
-    pub token_env: Option<String>,
     /// Largest gRPC message received or sent, in MiB (weight updates are chunked under it).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=2047))]
     pub max_message_mib: u32,
+    /// The shared secret and how the server stops.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// What every `rl` server takes alike: its shared secret and how it stops.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// File holding a shared secret; every call must then carry `authorization: Bearer
+    /// <secret>`.
+    #[arg(long, value_name = "FILE", conflicts_with = "token_env")]
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding the shared secret instead. Default: the server's own
+    /// ($RL_ROLLOUT_TOKEN, $RL_REWARD_TOKEN) when it is set; set but blank is refused. Without a
+    /// secret any client that reaches the port is served (and listening beyond loopback logs a
+    /// warning).
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+    /// On SIGINT or SIGTERM, how long the calls in flight may take before the server stops
+    /// anyway, in seconds (0 to 3600); a second signal stops it at once.
+    #[arg(long, default_value_t = 10.0)]
+    pub shutdown_grace_s: f64,
 }
 
 /// `rl reward-server`.
@@ -242,11 +260,6 @@ pub struct RewardServerArgs {
     /// or a bare PORT on 127.0.0.1.
     #[arg(long, default_value = "127.0.0.1:50052")]
     pub listen: String,
-    /// File holding a shared secret; every call must then carry `authorization: Bearer
-    /// <secret>`. Default: `$RL_REWARD_TOKEN` when set. Without either any client that reaches
-    /// the port is served.
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
     /// Batches scored at the same time, each on its own thread. Default: the CPU cores.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_concurrency: Option<u32>,
@@ -264,7 +277,10 @@ pub struct RewardServerArgs {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=2047))]
     pub max_message_mib: u32,
     /// Longest time one request may take, queueing included (then DEADLINE_EXCEEDED), in
-    /// seconds; a client's shorter deadline wins.
+    /// seconds (0.001 to 86400); a client's shorter deadline wins.
     #[arg(long, default_value_t = 60.0)]
     pub max_request_s: f64,
+    /// The shared secret and how the server stops.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }

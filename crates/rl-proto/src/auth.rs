@@ -1,11 +1,14 @@
 //! The shared-secret token of every `rl` service: a client sends `authorization: Bearer
 //! <token>` with every call; a server started with a token refuses calls without it
-//! (UNAUTHENTICATED), comparing in constant time.
+//! (UNAUTHENTICATED), comparing in constant time (`subtle`).
 
+use subtle::ConstantTimeEq;
 use tonic::{
     Request, Status,
     metadata::{AsciiMetadataValue, MetadataMap},
 };
+
+use crate::secret::Secret;
 
 /// The metadata key the token travels in.
 const KEY: &str = "authorization";
@@ -16,7 +19,8 @@ const KEY: &str = "authorization";
 pub struct BadToken;
 
 /// The `authorization` value for `token`; refused when it is empty or not printable ASCII.
-pub fn bearer(token: &str) -> Result<AsciiMetadataValue, BadToken> {
+pub fn bearer(token: &Secret) -> Result<AsciiMetadataValue, BadToken> {
+    let token = token.expose();
     let ok = !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic());
     let value = ok
         .then(|| format!("Bearer {token}").parse::<AsciiMetadataValue>().ok())
@@ -30,7 +34,8 @@ pub fn bearer(token: &str) -> Result<AsciiMetadataValue, BadToken> {
 }
 
 /// Checks calls against the server's token (every call passes when it has none).
-#[derive(Clone)]
+/// Its `Debug` shows the token as `Sensitive` (the header value is marked so).
+#[derive(Debug, Clone)]
 pub struct Check {
     expected: Option<AsciiMetadataValue>,
     /// What the server is, for the refusal ("rollout worker", "reward server").
@@ -39,7 +44,7 @@ pub struct Check {
 
 impl Check {
     /// A check for `token`, on a server that calls itself `server` in refusals.
-    pub fn new(token: Option<&str>, server: &'static str) -> Result<Self, BadToken> {
+    pub fn new(token: Option<&Secret>, server: &'static str) -> Result<Self, BadToken> {
         Ok(Self {
             expected: token.map(bearer).transpose()?,
             server,
@@ -53,7 +58,7 @@ impl Check {
         };
         metadata
             .get(KEY)
-            .is_some_and(|got| constant_time_eq(got.as_bytes(), expected.as_bytes()))
+            .is_some_and(|got| bool::from(got.as_bytes().ct_eq(expected.as_bytes())))
     }
 }
 
@@ -79,11 +84,6 @@ pub fn attach<T>(mut request: Request<T>, token: Option<&AsciiMetadataValue>) ->
     request
 }
 
-/// Equality whose time does not depend on where the inputs differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -92,9 +92,10 @@ mod tests {
 
     #[test]
     fn only_the_right_token_passes() {
-        let check = Check::new(Some("s3cret"), "test server").unwrap();
+        let check = Check::new(Some(&"s3cret".into()), "test server").unwrap();
         let with = |token: Option<&str>| {
-            let request = attach(Request::new(()), token.map(|t| bearer(t).unwrap()).as_ref());
+            let bearer = token.map(|t| bearer(&t.into()).unwrap());
+            let request = attach(Request::new(()), bearer.as_ref());
             check.allows(request.metadata())
         };
         assert!(with(Some("s3cret")));
@@ -102,13 +103,13 @@ mod tests {
         assert!(!with(Some("s3cret2")));
         assert!(!with(None));
         assert!(Check::new(None, "x").unwrap().allows(&MetadataMap::new()));
-        assert!(!format!("{:?}", bearer("s3cret").unwrap()).contains("s3cret"));
+        assert!(!format!("{:?}", bearer(&"s3cret".into()).unwrap()).contains("s3cret"));
     }
 
     #[test]
     fn unusable_tokens_are_refused() {
         for bad in ["", "has space", "caf\u{e9}", "line\nbreak"] {
-            assert!(bearer(bad).is_err(), "{bad:?}");
+            assert!(bearer(&bad.into()).is_err(), "{bad:?}");
         }
     }
 }

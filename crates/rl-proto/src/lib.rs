@@ -1,11 +1,14 @@
 //! The wire format of `rl` between processes: the protobuf packages under `proto/` (versioned:
 //! `rl.v1`) and the prost messages and tonic client and server generated from them at build
-//! time, plus what every service shares (the bearer token, [`auth`]; addresses, [`addr`]).
+//! time, plus what every service shares: the server skeleton ([`server`]), the bearer token
+//! ([`auth`], [`secret`]) and addresses ([`addr`]).
 //! Domain types and the conversions to and from these live with the crates that own them
 //! (e.g. `rl_rollout::remote::convert`, `rl_reward::remote::convert`).
 
 pub mod addr;
 pub mod auth;
+pub mod secret;
+pub mod server;
 
 /// `rl.v1`: the rollout service (`proto/rl/v1/rollout.proto`) and the reward service
 /// (`proto/rl/v1/reward.proto`).

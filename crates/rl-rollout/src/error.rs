@@ -25,12 +25,4 @@ pub enum RolloutError {
         /// What went wrong.
         message: String,
     },
-    /// A rollout server could not listen on the address it was given.
-    #[error("cannot listen on {addr}: {message}")]
-    Listen {
-        /// The address as given.
-        addr: String,
-        /// What went wrong and how to fix it.
-        message: String,
-    },
 }

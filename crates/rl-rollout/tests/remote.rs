@@ -479,12 +479,14 @@ async fn oversize_messages_are_refused() {
     }];
     let err = remote.generate(huge).await.unwrap_err();
     assert!(
-        matches!(err, RolloutError::Remote { .. }) && err.to_string().contains("OutOfRange"),
+        matches!(err, RolloutError::Remote { .. })
+            && err.to_string().contains("ResourceExhausted")
+            && err.to_string().contains("--max-message-mib"),
         "{err}"
     );
     // lm_head is 32 KiB: one chunk is over the cap, 8 KiB chunks are not.
     let err = remote.update_weights(1, new_weights()).await.unwrap_err();
-    assert!(err.to_string().contains("OutOfRange"), "{err}");
+    assert!(err.to_string().contains("ResourceExhausted"), "{err}");
     assert_eq!(remote.info().await.unwrap().policy_version, 0);
 
     let chunked = client(8 << 10).await;
@@ -500,7 +502,7 @@ async fn bad_addresses_are_clear_errors() {
         .unwrap_err();
     assert!(
         err.to_string()
-            .starts_with("cannot listen on not-an-address: "),
+            .starts_with("rollout worker: cannot listen on not-an-address: "),
         "{err}"
     );
     let taken = RolloutServer::bind("127.0.0.1:0", ServerOptions::default())

@@ -7,6 +7,7 @@ pub mod generate;
 pub mod logprobs;
 pub mod reward_server;
 pub mod rollout_worker;
+pub mod serve;
 pub mod train;
 pub mod train_reward_model;
 
@@ -14,24 +15,6 @@ use rl_core::config::{DType, DeviceSpec};
 use tch::{Device, Kind};
 
 use crate::cli::PlacementArgs;
-
-/// A future that completes on the first SIGTERM or SIGINT, for servers to stop on. Call it
-/// inside the runtime before printing the ready line, so a signal sent as soon as that line
-/// appears is not fatal.
-pub fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send> {
-    use anyhow::Context;
-    use tokio::signal::unix::{SignalKind, signal};
-
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-        tracing::info!("stopping: answering the calls in flight, taking no new ones");
-    })
-}
 
 /// Arguments that do not make sense together or for the input given (exit code 2).
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,7 @@ use rl_core::{RewardError, RewardFn, Score, Scoring};
 use rl_proto::{
     addr::dial_uri,
     auth,
+    secret::Secret,
     v1::{self as pb, reward_service_client::RewardServiceClient},
 };
 use tonic::{
@@ -26,10 +27,10 @@ use tonic::{
 use super::{DEFAULT_MAX_MESSAGE_BYTES, convert, retry};
 
 /// How a [`RemoteScorer`] talks to its server.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientOptions {
     /// The server's shared secret, sent as `authorization: Bearer <token>`.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Deadline of one attempt (sent as `grpc-timeout`, so the server gives up too).
     pub timeout: Duration,
     /// Attempts per request, the first included (at least 1).
@@ -55,20 +56,6 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(5),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
-    }
-}
-
-impl std::fmt::Debug for ClientOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientOptions")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("timeout", &self.timeout)
-            .field("attempts", &self.attempts)
-            .field("backoff", &self.backoff)
-            .field("max_backoff", &self.max_backoff)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("max_message_bytes", &self.max_message_bytes)
-            .finish()
     }
 }
 
@@ -108,7 +95,7 @@ impl RemoteScorer {
         }
         let token = options
             .token
-            .as_deref()
+            .as_ref()
             .map(auth::bearer)
             .transpose()
             .map_err(|e| error(e.to_string()))?;

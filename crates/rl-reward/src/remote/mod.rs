@@ -10,7 +10,6 @@
 mod client;
 mod convert;
 mod deadline;
-mod error;
 mod gate;
 mod retry;
 mod server;
@@ -23,7 +22,7 @@ use rl_core::{
 };
 
 pub use client::{ClientOptions, RemoteScorer};
-pub use error::ServeError;
+pub use rl_proto::server::ServerError;
 pub use server::{RewardServer, ServerOptions};
 
 /// Default cap on one message's size, both ways: 64 MiB.
@@ -62,7 +61,7 @@ pub fn connect(config: &RewardConfig) -> Result<RemoteScorer, RewardError> {
                 config.timeout_s
             ))
         })?;
-    let token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
+    let token = rl_proto::secret::load(None, TOKEN_ENV, false).map_err(|e| error(e.to_string()))?;
     let options = ClientOptions {
         token,
         timeout,

@@ -1,32 +1,33 @@
-//! The reward service's server: a thin tonic layer over any [`RewardFn`]. It checks the token,
-//! the request's limits and the deadline, admits batches through a [`Gate`], and scores each
-//! batch on a blocking thread so a slow scorer never stalls the async runtime.
+//! The reward service's server: a thin tonic layer over any [`RewardFn`] on the shared
+//! skeleton ([`rl_proto::server`]: bind, token, stop). It checks the request's limits and the
+//! deadline, admits batches through a [`Gate`], and scores each batch on a blocking thread so a
+//! slow scorer never stalls the async runtime.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use rl_core::{RewardFn, Scoring};
 use rl_proto::{
-    auth,
+    secret::Secret,
+    server::{Listener, ServerError},
     v1::{self as pb, reward_service_server as service},
 };
-use tokio::{net::TcpListener, time::Instant};
+use tokio::time::Instant;
 use tonic::{
     Code, Request, Response, Status,
-    service::interceptor::InterceptedService,
-    transport::{Server, server::TcpIncoming},
+    service::{Routes, interceptor::InterceptedService},
 };
 
 use super::{
-    DEFAULT_MAX_ITEM_BYTES, DEFAULT_MAX_ITEMS, DEFAULT_MAX_MESSAGE_BYTES, ServeError, convert,
+    DEFAULT_MAX_ITEM_BYTES, DEFAULT_MAX_ITEMS, DEFAULT_MAX_MESSAGE_BYTES, convert,
     deadline::deadline, gate::Gate,
 };
 
 /// How a reward server runs.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerOptions {
     /// Shared secret every call must carry as `authorization: Bearer <token>`; None: no check
     /// (only sensible on a trusted network).
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Batches scored at the same time (each on its own blocking thread).
     pub max_concurrency: usize,
     /// Batches that may wait for a slot; more are refused with RESOURCE_EXHAUSTED.
@@ -39,6 +40,8 @@ pub struct ServerOptions {
     pub max_message_bytes: usize,
     /// Longest time spent on one request, waiting included (then DEADLINE_EXCEEDED).
     pub max_request_time: Duration,
+    /// Once asked to stop, how long the calls in flight may take before the server stops anyway.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServerOptions {
@@ -52,21 +55,8 @@ impl Default for ServerOptions {
             max_item_bytes: DEFAULT_MAX_ITEM_BYTES,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_request_time: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
         }
-    }
-}
-
-impl std::fmt::Debug for ServerOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerOptions")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("max_concurrency", &self.max_concurrency)
-            .field("max_queue", &self.max_queue)
-            .field("max_items", &self.max_items)
-            .field("max_item_bytes", &self.max_item_bytes)
-            .field("max_message_bytes", &self.max_message_bytes)
-            .field("max_request_time", &self.max_request_time)
-            .finish()
     }
 }
 
@@ -74,16 +64,14 @@ impl std::fmt::Debug for ServerOptions {
 /// fails early), then [`serve`](Self::serve) a scorer.
 #[derive(Debug)]
 pub struct RewardServer {
-    listener: TcpListener,
-    addr: SocketAddr,
+    listener: Listener,
     options: ServerOptions,
 }
 
 impl RewardServer {
     /// Listens on `addr`: `HOST:PORT` (port 0 picks a free one), or a bare `PORT` on
     /// 127.0.0.1. Checks the options now, so bad ones fail before anything is served.
-    pub async fn bind(addr: &str, options: ServerOptions) -> Result<Self, ServeError> {
-        check(options.token.as_deref())?;
+    pub async fn bind(addr: &str, options: ServerOptions) -> Result<Self, ServerError> {
         for (name, value) in [
             ("max_concurrency", options.max_concurrency),
             ("max_items", options.max_items),
@@ -91,44 +79,34 @@ impl RewardServer {
             ("max_message_bytes", options.max_message_bytes),
         ] {
             if value == 0 {
-                return Err(ServeError::Config(format!(
+                return Err(ServerError::Config(format!(
                     "the reward server's {name} is 0: it must be at least 1"
                 )));
             }
         }
         if options.max_request_time.is_zero() {
-            return Err(ServeError::Config(
+            return Err(ServerError::Config(
                 "the reward server's max request time is 0: give it at least 1 ms".into(),
             ));
         }
-        let (listener, addr) =
-            rl_proto::addr::bind(addr, 50052)
-                .await
-                .map_err(|message| ServeError::Listen {
-                    addr: addr.to_owned(),
-                    message,
-                })?;
-        Ok(Self {
-            listener,
-            addr,
-            options,
-        })
+        let role = "reward server";
+        let listener = Listener::bind(addr, 50052, role, options.token.as_ref()).await?;
+        Ok(Self { listener, options })
     }
 
     /// The address it listens on (with the port picked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.listener.local_addr()
     }
 
     /// Serves `scorer` until `shutdown` completes, then stops taking calls and returns once the
-    /// calls in flight are answered.
+    /// calls in flight are answered, or after `shutdown_grace`.
     pub async fn serve(
         self,
         scorer: Arc<dyn RewardFn>,
         shutdown: impl Future<Output = ()> + Send,
-    ) -> Result<(), ServeError> {
+    ) -> Result<(), ServerError> {
         let o = &self.options;
-        let check = check(o.token.as_deref())?;
         let service = Service {
             scorer,
             gate: Arc::new(Gate::new(o.max_concurrency, o.max_queue)),
@@ -137,21 +115,10 @@ impl RewardServer {
         let service = service::RewardServiceServer::new(service)
             .max_decoding_message_size(o.max_message_bytes)
             .max_encoding_message_size(o.max_message_bytes);
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        Server::builder()
-            .add_service(InterceptedService::new(service, check))
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
-            .map_err(|e| ServeError::Listen {
-                addr: self.addr.to_string(),
-                message: format!("the server stopped: {e}"),
-            })
+        let routes = Routes::new(InterceptedService::new(service, self.listener.check()));
+        let grace = o.shutdown_grace;
+        self.listener.serve(routes, shutdown, grace).await
     }
-}
-
-/// The token check of a reward server.
-fn check(token: Option<&str>) -> Result<auth::Check, ServeError> {
-    auth::Check::new(token, "reward server").map_err(|e| ServeError::Config(e.to_string()))
 }
 
 /// The gRPC service over a scorer.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use rl_proto::{
     addr::dial_uri,
     auth,
+    secret::Secret,
     v1::{self as pb, rollout_service_client::RolloutServiceClient},
 };
 use tokio::sync::mpsc;
@@ -29,10 +30,10 @@ use crate::{
 pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
 
 /// How a client talks to a server.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientOptions {
     /// The server's shared secret, sent as `authorization: Bearer <token>`.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Largest message accepted from the server, in bytes.
     pub max_message_bytes: usize,
     /// Most tensor bytes per `UpdateWeights` message; keep it under the server's cap.
@@ -49,17 +50,6 @@ impl Default for ClientOptions {
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             connect_timeout: Duration::from_secs(10),
         }
-    }
-}
-
-impl std::fmt::Debug for ClientOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientOptions")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("max_message_bytes", &self.max_message_bytes)
-            .field("chunk_bytes", &self.chunk_bytes)
-            .field("connect_timeout", &self.connect_timeout)
-            .finish()
     }
 }
 
@@ -81,7 +71,7 @@ impl RemoteWorker {
         };
         let token = options
             .token
-            .as_deref()
+            .as_ref()
             .map(auth::bearer)
             .transpose()
             .map_err(|e| RolloutError::Config(e.to_string()))?;

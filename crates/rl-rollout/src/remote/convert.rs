@@ -212,9 +212,7 @@ pub(crate) fn status_from_error(error: &RolloutError) -> Status {
         RolloutError::WorkerGone(_) | RolloutError::Remote { .. } => {
             Status::unavailable(error.to_string())
         }
-        RolloutError::Engine(_) | RolloutError::Listen { .. } => {
-            Status::internal(error.to_string())
-        }
+        RolloutError::Engine(_) => Status::internal(error.to_string()),
     }
 }
 

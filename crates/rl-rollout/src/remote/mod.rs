@@ -13,7 +13,11 @@ mod server;
 mod weights;
 
 pub use client::{ClientOptions, DEFAULT_CHUNK_BYTES, RemoteWorker};
+pub use rl_proto::server::ServerError;
 pub use server::{RolloutServer, ServerOptions};
+
+/// The environment variable `rl rollout-worker` takes its shared secret from by default.
+pub const TOKEN_ENV: &str = "RL_ROLLOUT_TOKEN";
 
 /// Default cap on one message's size, both ways: 16 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;

@@ -1,19 +1,19 @@
 //! The rollout service's server: a thin tonic layer over any [`RolloutWorker`] (usually a
-//! [`crate::LocalWorker`]). It converts messages, reassembles weight updates, checks the token
-//! and caps message sizes; the worker does everything else.
+//! [`crate::LocalWorker`]) on the shared skeleton ([`rl_proto::server`]: bind, token, stop).
+//! It converts messages, reassembles weight updates and caps message sizes; the worker does
+//! everything else.
 
-use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use rl_proto::{
-    auth,
+    secret::Secret,
+    server::{Listener, ServerError},
     v1::{self as pb, rollout_service_server as service},
 };
-use tokio::net::TcpListener;
 use tokio_stream::{Stream, StreamExt, wrappers::UnboundedReceiverStream};
 use tonic::{
     Request, Response, Status, Streaming,
-    service::interceptor::InterceptedService,
-    transport::{Server, server::TcpIncoming},
+    service::{Routes, interceptor::InterceptedService},
 };
 
 use super::{
@@ -21,16 +21,18 @@ use super::{
     convert::{self, status_from_error},
     weights::Assembler,
 };
-use crate::{RequestError, RolloutError, RolloutWorker};
+use crate::{RequestError, RolloutWorker};
 
 /// How a server runs.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerOptions {
     /// Shared secret every call must carry as `authorization: Bearer <token>`; None: no check
     /// (only sensible on a trusted network).
-    pub token: Option<String>,
-    /// Largest message received or sent, in bytes; bigger ones are refused (OUT_OF_RANGE).
+    pub token: Option<Secret>,
+    /// Largest message received or sent, in bytes; bigger ones are refused (RESOURCE_EXHAUSTED).
     pub max_message_bytes: usize,
+    /// Once asked to stop, how long the calls in flight may take before the server stops anyway.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServerOptions {
@@ -38,16 +40,8 @@ impl Default for ServerOptions {
         Self {
             token: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            shutdown_grace: Duration::from_secs(10),
         }
-    }
-}
-
-impl std::fmt::Debug for ServerOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerOptions")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("max_message_bytes", &self.max_message_bytes)
-            .finish()
     }
 }
 
@@ -55,62 +49,39 @@ impl std::fmt::Debug for ServerOptions {
 /// address fails before a model is loaded), then [`serve`](Self::serve) a worker.
 #[derive(Debug)]
 pub struct RolloutServer {
-    listener: TcpListener,
-    addr: SocketAddr,
+    listener: Listener,
     options: ServerOptions,
 }
 
 impl RolloutServer {
     /// Listens on `addr`: `HOST:PORT` (port 0 picks a free one), or a bare `PORT` on
     /// 127.0.0.1. Checks the token now, so a bad one fails before anything is served.
-    pub async fn bind(addr: &str, options: ServerOptions) -> Result<Self, RolloutError> {
-        check(options.token.as_deref())?;
-        let (listener, addr) =
-            rl_proto::addr::bind(addr, 50051)
-                .await
-                .map_err(|message| RolloutError::Listen {
-                    addr: addr.to_owned(),
-                    message,
-                })?;
-        Ok(Self {
-            listener,
-            addr,
-            options,
-        })
+    pub async fn bind(addr: &str, options: ServerOptions) -> Result<Self, ServerError> {
+        let role = "rollout worker";
+        let listener = Listener::bind(addr, 50051, role, options.token.as_ref()).await?;
+        Ok(Self { listener, options })
     }
 
     /// The address it listens on (with the port picked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.listener.local_addr()
     }
 
     /// Serves `worker` until `shutdown` completes, then stops taking calls and returns once the
-    /// calls in flight are answered.
+    /// calls in flight are answered, or after `shutdown_grace`.
     pub async fn serve(
         self,
         worker: Arc<dyn RolloutWorker>,
         shutdown: impl Future<Output = ()> + Send,
-    ) -> Result<(), RolloutError> {
+    ) -> Result<(), ServerError> {
         let cap = self.options.max_message_bytes;
-        let check = check(self.options.token.as_deref())?;
         let service = service::RolloutServiceServer::new(Service { worker })
             .max_decoding_message_size(cap)
             .max_encoding_message_size(cap);
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        Server::builder()
-            .add_service(InterceptedService::new(service, check))
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
-            .map_err(|e| RolloutError::Listen {
-                addr: self.addr.to_string(),
-                message: format!("the server stopped: {e}"),
-            })
+        let routes = Routes::new(InterceptedService::new(service, self.listener.check()));
+        let grace = self.options.shutdown_grace;
+        self.listener.serve(routes, shutdown, grace).await
     }
-}
-
-/// The token check of a rollout worker.
-fn check(token: Option<&str>) -> Result<auth::Check, RolloutError> {
-    auth::Check::new(token, "rollout worker").map_err(|e| RolloutError::Config(e.to_string()))
 }
 
 /// The gRPC service over a worker.
