@@ -103,6 +103,21 @@ fn toml_syntax_errors_carry_line_and_column() {
 }
 
 #[test]
+fn errors_about_huge_values_stay_short() {
+    let huge = "x".repeat(50 << 20);
+    for (text, overrides) in [
+        (format!("[run]\nsteps = \"{huge}\"\n"), vec![]),
+        (format!("[run]\nsteps = {huge}\n"), vec![]),
+        (String::new(), vec![format!("run.steps=\"{huge}\"")]),
+    ] {
+        let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
+        let err = message(&text, &overrides);
+        assert!(err.len() < 2000, "{} bytes: {}", err.len(), &err[..2000]);
+        assert!(err.contains("run.steps") || err.contains("line 2"), "{err}");
+    }
+}
+
+#[test]
 fn unknown_keys_are_rejected_with_the_allowed_ones() {
     let msg = message("[algorithm]\nclip_ration = 0.2\n", &[]);
     assert!(msg.contains("line 2"), "{msg}");

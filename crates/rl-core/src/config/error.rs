@@ -16,7 +16,7 @@ pub enum ConfigError {
         source: io::Error,
     },
     /// The file is not valid TOML, or does not fit the schema (unknown key, wrong type).
-    #[error("config file {} is not valid:\n{message}\nEvery key is listed, with its type and default, in configs/reference.toml and the README", path.display())]
+    #[error("config file {} is not valid:\n{message}\nEvery key is listed, with its type and default, in configs/reference.toml and docs/config.md", path.display())]
     Parse {
         /// The file.
         path: PathBuf,

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::{Table, Value};
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, excerpt};
 
 impl Config {
     /// Reads `path`, applies `overrides` (`a.b=c`, in order), resolves defaults and validates.
@@ -21,7 +21,7 @@ impl Config {
     pub fn from_toml(text: &str, origin: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
         let parse_error = |e: toml::de::Error| ConfigError::Parse {
             path: origin.to_owned(),
-            message: e.to_string(),
+            message: excerpt::describe(text, &e),
         };
         // Typed parse of the file alone first: its errors carry line and column.
         let mut config: Config = toml::from_str(text).map_err(parse_error)?;
@@ -32,8 +32,8 @@ impl Config {
                 // Re-check after each one so an error names the argument that caused it.
                 config = Config::deserialize(Value::Table(table.clone())).map_err(|e| {
                     ConfigError::Override {
-                        arg: arg.clone(),
-                        message: e.to_string().trim().to_owned(),
+                        arg: excerpt::clip(arg, 200),
+                        message: excerpt::clip(e.to_string().trim(), 300),
                     }
                 })?;
             }
@@ -48,7 +48,7 @@ impl Config {
 /// bare word that is not TOML is taken as a string, so `--set model.path=dir/model` works unquoted.
 fn apply_override(table: &mut Table, arg: &str) -> Result<(), ConfigError> {
     let fail = |message: String| ConfigError::Override {
-        arg: arg.to_owned(),
+        arg: excerpt::clip(arg, 200),
         message,
     };
     let (key, raw) = arg

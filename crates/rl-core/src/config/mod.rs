@@ -10,6 +10,7 @@ mod device;
 mod env;
 mod error;
 mod eval;
+mod excerpt;
 mod learner;
 mod load;
 mod logging;
