@@ -1,5 +1,5 @@
-//! The wire format of `rl` between processes: the protobuf packages under `proto/` (versioned:
-//! `rl.v1`) and the prost messages and tonic client and server generated from them at build
+//! The wire formats of `rl`: the protobuf packages under `proto/` (the services between
+//! processes, versioned `rl.v1`; TensorBoard's event records, `tensorboard`) and the prost messages and tonic client and server generated from them at build
 //! time, plus what every service shares: the server skeleton ([`server`]), the bearer token
 //! ([`auth`], [`secret`]) and addresses ([`addr`]).
 //! Domain types and the conversions to and from these live with the crates that own them
@@ -16,4 +16,12 @@ pub mod v1 {
     // Generated code: documented from the proto's comments where it has them.
     #![allow(missing_docs, clippy::all, clippy::pedantic)]
     tonic::include_proto!("rl.v1");
+}
+
+/// `tensorboard`: the event-file records TensorBoard reads (`proto/tensorboard/event.proto`, a
+/// subset of TensorFlow's protos with upstream's field numbers).
+pub mod tensorboard {
+    // Generated code: documented from the proto's comments where it has them.
+    #![allow(missing_docs, clippy::all, clippy::pedantic)]
+    tonic::include_proto!("tensorboard");
 }

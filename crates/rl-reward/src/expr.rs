@@ -9,6 +9,10 @@
 //!
 //! Accepted spellings: `*`, `×`, `·`, `\times`, `\cdot` for multiplication; `/`, `÷`, `\div`
 //! for division; `-`, `−` for minus. Usual precedence, left-associative.
+//!
+//! Written here rather than with an expression crate (`meval`, `evalexpr`): those compute in
+//! `f64`, where `0.1 + 0.2 ≠ 0.3` would decide rewards, and recurse on nesting, which hostile
+//! input turns into a stack overflow.
 
 use crate::rational::Rational;
 

@@ -1,6 +1,11 @@
 //! Exact rational numbers over `i128` with checked arithmetic: what verifiers compare and the
 //! expression evaluator computes with, so `3.50`, `7/2` and `3.5` are equal and no float
 //! rounding ever decides a reward. Every operation that would overflow returns `None`.
+//!
+//! Written here rather than as `num_rational::Ratio<i128>`: its normalisation negates the
+//! numerator with plain `0 - n`, so a result whose numerator is `i128::MIN` over a negative
+//! denominator overflows (a panic in debug builds, a wrong sign in release). Verifiers run on
+//! hostile model output and must never do either; here no part is ever `i128::MIN`.
 
 use std::fmt;
 
@@ -154,5 +159,8 @@ mod tests {
         assert_eq!(big.checked_mul(r(2, 1)), None);
         assert_eq!(big.checked_mul(r(1, 2)), Some(r(i128::MAX, 2)));
         assert_eq!(big.checked_neg(), Some(r(-i128::MAX, 1)));
+        // 2^127 does not fit: None, where Ratio<i128> would negate i128::MIN.
+        assert_eq!(r(-(1 << 126), 1).checked_div(r(-1, 2)), None);
+        assert_eq!(r(-(1 << 126), 1).checked_mul(r(2, 1)), None);
     }
 }

@@ -1,6 +1,6 @@
 //! Turning raw values into a TensorBoard histogram: summary statistics plus equal-width buckets.
 
-use super::event::HistogramProto;
+use rl_proto::tensorboard::HistogramProto;
 
 /// Buckets per histogram: fine enough to see shape, small enough to keep event files lean.
 pub const BUCKETS: usize = 30;

@@ -1,9 +1,8 @@
 //! A TensorBoard event-file writer: scalars, text (Markdown) and histograms, readable by
-//! TensorBoard and its `EventAccumulator`. Written with prost rather than `tensorboard-rs`, which
-//! cannot write text summaries and pulls in an image stack and a second protobuf runtime.
+//! TensorBoard and its `EventAccumulator`. It encodes the event protos in rl-proto (compiled by
+//! protox) rather than using `tensorboard-rs`, which cannot write text summaries and pulls in an
+//! image stack and a second protobuf runtime.
 
-mod crc32c;
-mod event;
 mod histogram;
 mod record;
 
@@ -14,8 +13,13 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use event::{Data, Event, PluginData, Summary, SummaryMetadata, TensorProto, Value, What};
 use prost::Message;
+use rl_proto::tensorboard::{
+    DataType, Event, Summary, SummaryMetadata, TensorProto,
+    event::What,
+    summary::{Value, value::Data},
+    summary_metadata::PluginData,
+};
 
 use super::{MetricSink, StepMetrics};
 
@@ -85,7 +89,7 @@ impl MetricSink for TensorBoardWriter {
             tag: tag.clone(),
             metadata: Some(plugin("text", 2)),
             data: Some(Data::Tensor(TensorProto {
-                dtype: event::DT_STRING,
+                dtype: DataType::DtString.into(),
                 tensor_shape: None,
                 string_val: vec![text.clone().into_bytes()],
             })),

@@ -1,9 +1,16 @@
 //! TFRecord framing, the container of TensorBoard event files:
-//! `u64 len (LE) | u32 masked_crc(len) | data | u32 masked_crc(data)`.
+//! `u64 len (LE) | u32 masked_crc(len) | data | u32 masked_crc(data)`, with CRC-32C
+//! (Castagnoli) in TensorFlow's masked form.
 
 use std::io::{self, Write};
 
-use super::crc32c::masked_crc32c;
+/// TFRecord's masked CRC-32C: rotated right by 15 and offset by a constant, so CRCs of CRCs
+/// stay distinct.
+pub fn masked_crc32c(data: &[u8]) -> u32 {
+    crc32c::crc32c(data)
+        .rotate_right(15)
+        .wrapping_add(0xA282_EAD8)
+}
 
 /// Writes one record holding `data`.
 pub fn write_record(out: &mut impl Write, data: &[u8]) -> io::Result<()> {
@@ -17,6 +24,13 @@ pub fn write_record(out: &mut impl Write, data: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checksums_are_castagnoli_masked() {
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283); // RFC 3720 check value
+        // TensorFlow's masked CRC of an empty record (crc 0 rotated, plus the constant).
+        assert_eq!(masked_crc32c(b""), 0xA282_EAD8);
+    }
 
     #[test]
     fn frames_length_payload_and_checksums() {
