@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let message = format!("{err:#}");
+            let message = report(&err);
             if console.json {
                 eprintln!(
                     "{}",
@@ -43,6 +43,20 @@ fn main() -> ExitCode {
             ExitCode::from(exit_code(&err))
         }
     }
+}
+
+/// The error and its causes, `outer: cause: ...`, leaving out a cause whose text the message
+/// already holds (errors that quote their source would otherwise say it twice).
+fn report(err: &anyhow::Error) -> String {
+    let mut message = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+    }
+    message
 }
 
 /// 2 when the user's input (config, arguments) is at fault, 1 otherwise.
