@@ -1,12 +1,13 @@
 //! The wire formats of `rl`: the protobuf packages under `proto/` (the services between
 //! processes, versioned `rl.v1`; TensorBoard's event records, `tensorboard`) and the prost messages and tonic client and server generated from them at build
-//! time, plus what every service shares: the server skeleton ([`server`]), the bearer token
-//! ([`auth`], [`secret`]) and addresses ([`addr`]).
+//! time, plus what every service shares: the server skeleton ([`server`]), the client's dial
+//! ([`client`]), the bearer token ([`auth`], [`secret`]) and addresses ([`addr`]).
 //! Domain types and the conversions to and from these live with the crates that own them
 //! (e.g. `rl_rollout::remote::convert`, `rl_reward::remote::convert`).
 
 pub mod addr;
 pub mod auth;
+pub mod client;
 pub mod secret;
 pub mod server;
 

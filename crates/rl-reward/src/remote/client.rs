@@ -13,16 +13,11 @@ use std::{
 
 use rl_core::{RewardError, RewardFn, Score, Scoring};
 use rl_proto::{
-    addr::dial_uri,
-    auth,
+    client::Dial,
     secret::Secret,
     v1::{self as pb, reward_service_client::RewardServiceClient},
 };
-use tonic::{
-    Code, Request, Status,
-    metadata::AsciiMetadataValue,
-    transport::{Channel, Endpoint},
-};
+use tonic::{Code, Request, Status, transport::Channel};
 
 use super::{DEFAULT_MAX_MESSAGE_BYTES, convert, retry};
 
@@ -75,7 +70,7 @@ pub struct RemoteScorer {
     addr: String,
     runtime: Option<tokio::runtime::Runtime>,
     client: RewardServiceClient<Channel>,
-    token: Option<AsciiMetadataValue>,
+    dial: Dial,
     options: ClientOptions,
     /// Learned from the first Health reply.
     limits: Mutex<Option<Limits>>,
@@ -93,16 +88,8 @@ impl RemoteScorer {
         if options.attempts == 0 {
             return Err(error("attempts is 0: make at least 1".into()));
         }
-        let token = options
-            .token
-            .as_ref()
-            .map(auth::bearer)
-            .transpose()
+        let dial = Dial::new(addr, options.token.as_ref(), options.connect_timeout)
             .map_err(|e| error(e.to_string()))?;
-        let endpoint = Endpoint::from_shared(dial_uri(addr))
-            .map_err(|e| error(format!("not a valid address ({e}); give http://HOST:PORT")))?
-            .connect_timeout(options.connect_timeout)
-            .tcp_nodelay(true);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("rl-reward-client")
@@ -111,7 +98,7 @@ impl RemoteScorer {
             .map_err(|e| error(format!("cannot start the client's async runtime: {e}")))?;
         let channel = {
             let _inside = runtime.enter();
-            endpoint.connect_lazy()
+            dial.endpoint().connect_lazy()
         };
         let client = RewardServiceClient::new(channel)
             .max_decoding_message_size(options.max_message_bytes)
@@ -120,7 +107,7 @@ impl RemoteScorer {
             addr: addr.to_owned(),
             runtime: Some(runtime),
             client,
-            token,
+            dial,
             options,
             limits: Mutex::new(None),
         })
@@ -178,7 +165,7 @@ impl RemoteScorer {
         Caller {
             addr: self.addr.clone(),
             client: self.client.clone(),
-            token: self.token.clone(),
+            dial: self.dial.clone(),
             options: self.options.clone(),
         }
     }
@@ -292,7 +279,7 @@ fn split(items: Vec<pb::ScoreItem>, limits: Limits) -> Vec<Vec<pb::ScoreItem>> {
 struct Caller {
     addr: String,
     client: RewardServiceClient<Channel>,
-    token: Option<AsciiMetadataValue>,
+    dial: Dial,
     options: ClientOptions,
 }
 
@@ -318,7 +305,7 @@ impl Caller {
             // The server answers DEADLINE_EXCEEDED just before the deadline; this guards
             // against one that does not answer at all.
             let guard = o.timeout + Duration::from_millis(500);
-            let mut request = auth::attach(Request::new(message.clone()), self.token.as_ref());
+            let mut request = self.dial.request(message.clone());
             request.set_timeout(o.timeout);
             let status = match tokio::time::timeout(guard, call(self.client.clone(), request)).await
             {

@@ -4,17 +4,12 @@
 use std::time::Duration;
 
 use rl_proto::{
-    addr::dial_uri,
-    auth,
+    client::{Dial, DialError},
     secret::Secret,
     v1::{self as pb, rollout_service_client::RolloutServiceClient},
 };
 use tokio::sync::mpsc;
-use tonic::{
-    Request, Status,
-    metadata::AsciiMetadataValue,
-    transport::{Channel, Endpoint},
-};
+use tonic::{Request, Status, transport::Channel};
 
 use super::{
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -58,7 +53,7 @@ impl Default for ClientOptions {
 pub struct RemoteWorker {
     addr: String,
     client: RolloutServiceClient<Channel>,
-    token: Option<AsciiMetadataValue>,
+    dial: Dial,
     chunk_bytes: usize,
 }
 
@@ -69,17 +64,13 @@ impl RemoteWorker {
             addr: addr.to_owned(),
             message,
         };
-        let token = options
-            .token
-            .as_ref()
-            .map(auth::bearer)
-            .transpose()
-            .map_err(|e| RolloutError::Config(e.to_string()))?;
-        let endpoint = Endpoint::from_shared(dial_uri(addr))
-            .map_err(|e| remote(format!("not a valid address ({e}); give HOST:PORT")))?
-            .connect_timeout(options.connect_timeout)
-            .tcp_nodelay(true);
-        let channel = endpoint.connect().await.map_err(|e| {
+        let dial = Dial::new(addr, options.token.as_ref(), options.connect_timeout).map_err(
+            |e| match e {
+                DialError::Token(e) => RolloutError::Config(e.to_string()),
+                DialError::Address(_) => remote(e.to_string()),
+            },
+        )?;
+        let channel = dial.endpoint().connect().await.map_err(|e| {
             let status = Status::from_error(Box::new(e));
             error_from_status(addr, Call::Health, &status)
         })?;
@@ -88,7 +79,7 @@ impl RemoteWorker {
         Ok(Self {
             addr: addr.to_owned(),
             client,
-            token,
+            dial,
             chunk_bytes: options.chunk_bytes,
         })
     }
@@ -99,7 +90,7 @@ impl RemoteWorker {
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
-        auth::attach(Request::new(message), self.token.as_ref())
+        self.dial.request(message)
     }
 }
 
