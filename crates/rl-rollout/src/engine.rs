@@ -5,6 +5,7 @@
 //! prefill; every slot keeps its own length, so no row is ever left-padded.
 
 use std::{
+    cell::Cell,
     collections::{BTreeMap, BTreeSet, VecDeque},
     sync::{Arc, mpsc},
 };
@@ -17,6 +18,7 @@ use tch::{Device, Kind, Tensor, nn::VarStore};
 use crate::{
     Completion, Event, GenerateRequest, Prompt, RequestError, RolloutError, SamplingParams,
     graphs::{self, DecodeGraphs},
+    prefill::{self, Queued},
     sampler::{RowSampling, sample},
     stop::StopCondition,
 };
@@ -52,10 +54,10 @@ impl Default for EngineConfig {
 /// submission's remaining completions.
 pub type Sink = Box<dyn FnMut(Event) -> bool + Send>;
 
-/// A submission: its sink and how many completions it still expects.
+/// A submission: its sink and how many completions each of its requests still expects.
 struct Submission {
     sink: Sink,
-    outstanding: usize,
+    owed: BTreeMap<usize, u32>,
 }
 
 /// Decode steps read the cache in multiples of this many positions.
@@ -75,6 +77,8 @@ pub struct Engine {
     slots: Vec<Option<Sequence>>,
     submissions: BTreeMap<u64, Submission>,
     next_submission: u64,
+    /// Reads of sampled tokens left before one is made to fail (tests of failure handling).
+    read_fault: Cell<Option<u32>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -97,9 +101,6 @@ struct Job {
     seed: u64,
     next_sample: u32,
 }
-
-/// New sequences and the slots they go to.
-type Placed = Vec<(usize, Sequence)>;
 
 /// A completion in progress, in one cache slot.
 struct Sequence {
@@ -171,6 +172,7 @@ impl Engine {
             slots: (0..config.max_batch).map(|_| None).collect(),
             submissions: BTreeMap::new(),
             next_submission: 0,
+            read_fault: Cell::new(None),
         })
     }
 
@@ -190,6 +192,13 @@ impl Engine {
     pub fn with_fixed_shape_decode(mut self) -> Self {
         self.graphs = Some(DecodeGraphs::new(self.device(), false));
         self
+    }
+
+    /// Makes the read of sampled tokens after `reads` more good ones fail, as a device error
+    /// surfacing there would: lets tests check that such a failure fails its batch.
+    #[doc(hidden)]
+    pub fn fail_sample_read_after(&mut self, reads: u32) {
+        self.read_fault.set(Some(reads));
     }
 
     /// Tokens per completion, prompt included.
@@ -263,11 +272,11 @@ impl Engine {
     pub fn submit(&mut self, requests: &[GenerateRequest], mut sink: Sink) {
         let id = self.next_submission;
         self.next_submission += 1;
-        let mut outstanding = 0;
+        let mut owed = BTreeMap::new();
         for (request, r) in requests.iter().enumerate() {
             match self.job(id, request, r) {
                 Ok(job) => {
-                    outstanding += job.params.n as usize;
+                    owed.insert(request, job.params.n);
                     self.queue.push_back(job);
                 }
                 Err(message) => {
@@ -278,9 +287,8 @@ impl Engine {
                 }
             }
         }
-        if outstanding > 0 {
-            self.submissions
-                .insert(id, Submission { sink, outstanding });
+        if !owed.is_empty() {
+            self.submissions.insert(id, Submission { sink, owed });
         }
     }
 
@@ -337,11 +345,47 @@ impl Engine {
         let Some(sub) = self.submissions.get_mut(&id) else {
             return;
         };
-        sub.outstanding -= 1;
+        if let Some(owed) = sub.owed.get_mut(&completion.request) {
+            *owed = owed.saturating_sub(1);
+            if *owed == 0 {
+                sub.owed.remove(&completion.request);
+            }
+        }
         let open = (sub.sink)(Ok(completion));
+        self.settle(id, open);
+    }
+
+    /// Refuses each of `requests` (submission, request) with `message`: their queued and
+    /// running completions are dropped and their slots freed; the other requests go on.
+    fn fail(&mut self, requests: BTreeSet<(u64, usize)>, message: &str) {
+        self.queue
+            .retain(|j| !requests.contains(&(j.submission, j.request)));
+        for slot in &mut self.slots {
+            if slot
+                .as_ref()
+                .is_some_and(|s| requests.contains(&(s.submission, s.request)))
+            {
+                *slot = None;
+            }
+        }
+        for (id, request) in requests {
+            let Some(sub) = self.submissions.get_mut(&id) else {
+                continue;
+            };
+            if sub.owed.remove(&request).is_some() {
+                let message = message.to_owned();
+                let open = (sub.sink)(Err(RequestError { request, message }));
+                self.settle(id, open);
+            }
+        }
+    }
+
+    /// After an event of submission `id`: cancels it if its sink is gone (`open` false), ends
+    /// it once nothing is owed.
+    fn settle(&mut self, id: u64, open: bool) {
         if !open {
             self.cancel(id);
-        } else if sub.outstanding == 0 {
+        } else if self.submissions.get(&id).is_some_and(|s| s.owed.is_empty()) {
             self.submissions.remove(&id);
         }
     }
@@ -413,75 +457,68 @@ impl Engine {
     }
 
     /// Moves queued completions into free slots, prefilling each prompt once, and samples their
-    /// first tokens.
+    /// first tokens. A failed sampling read fails the requests of the new sequences.
     fn prefill(&mut self) -> Vec<(u64, Completion)> {
-        let queue = &mut self.queue;
-        let mut free = (0..self.slots.len())
+        let free: Vec<usize> = (0..self.slots.len())
             .filter(|&i| self.slots[i].is_none())
-            .peekable();
-        // Rows of the prefill batch: each a prompt and the (slot, sequence)s that take it.
-        let mut rows: Vec<(Arc<[u32]>, Placed)> = Vec::new();
-        let mut longest = 0;
-        while let Some(job) = queue.front_mut() {
-            let wider = longest.max(job.prompt.len() as i64);
-            if free.peek().is_none()
-                || (!rows.is_empty()
-                    && (rows.len() as i64 + 1) * wider > self.config.max_prefill_tokens)
-            {
-                break;
-            }
-            longest = wider;
-            let mut seqs = Vec::new();
-            while job.next_sample < job.params.n {
-                let Some(slot) = free.next() else { break };
-                seqs.push((slot, new_sequence(job)));
-                job.next_sample += 1;
-            }
-            rows.push((job.prompt.clone(), seqs));
-            if job.next_sample == job.params.n {
-                queue.pop_front();
-            }
-        }
-        if rows.is_empty() {
+            .collect();
+        let queued = self.queue.iter().map(|j| Queued {
+            prompt_len: j.prompt.len(),
+            samples_left: j.params.n - j.next_sample,
+        });
+        let plan = prefill::plan(queued, &free, self.config.max_prefill_tokens);
+        if plan.rows.is_empty() {
             return Vec::new();
         }
-
-        let device = self.device();
-        let (b, t) = (rows.len() as i64, longest);
-        let mut ids = vec![0i64; (b * t) as usize];
-        let mut mask = vec![0i64; (b * t) as usize];
-        let (mut src, mut dst, mut last) = (Vec::new(), Vec::new(), Vec::new());
-        for (row, (prompt, seqs)) in rows.iter().enumerate() {
-            let start = row * t as usize;
-            for (j, &id) in prompt.iter().enumerate() {
-                ids[start + j] = i64::from(id);
-                mask[start + j] = 1;
-            }
-            last.push(row as i64 * t + prompt.len() as i64 - 1);
-            for (slot, _) in seqs {
-                src.push(row as i64);
-                dst.push(*slot as i64);
+        let mut prompts = Vec::with_capacity(plan.rows.len());
+        let mut placed = Vec::new();
+        for row in &plan.rows {
+            let job = &mut self.queue[row.job];
+            prompts.push(job.prompt.clone());
+            for &slot in &row.slots {
+                placed.push((slot, new_sequence(job)));
+                job.next_sample += 1;
             }
         }
-        let ids = Tensor::from_slice(&ids).view([b, t]).to_device(device);
-        let mask = Tensor::from_slice(&mask).view([b, t]).to_device(device);
+        while self
+            .queue
+            .front()
+            .is_some_and(|j| j.next_sample == j.params.n)
+        {
+            self.queue.pop_front();
+        }
+        let rows: Vec<&[u32]> = prompts.iter().map(|p| &p[..]).collect();
+        let packed = prefill::pack(&rows, &plan);
+
+        let device = self.device();
+        let (b, t) = (plan.rows.len() as i64, plan.width as i64);
+        let ids = Tensor::from_slice(&packed.ids)
+            .view([b, t])
+            .to_device(device);
+        let mask = Tensor::from_slice(&packed.mask)
+            .view([b, t])
+            .to_device(device);
         let positions = Tensor::arange(t, (Kind::Int64, device))
             .unsqueeze(0)
             .expand([b, t], false);
-        let pass = CachedPass::prefill(&mask, &src, &dst, self.model.sliding_window());
+        let window = self.model.sliding_window();
+        let pass = CachedPass::prefill(&mask, &packed.src, &packed.dst, window);
         let hidden = self
             .model
             .hidden_states_cached(&ids, &positions, &pass, &mut self.cache);
         let h = hidden.size()[2];
-        let last = Tensor::from_slice(&last).to_device(device);
-        let src = Tensor::from_slice(&src).to_device(device);
+        let last = Tensor::from_slice(&packed.last).to_device(device);
+        let src = Tensor::from_slice(&packed.src).to_device(device);
         let hidden = hidden
             .view([b * t, h])
             .index_select(0, &last)
             .index_select(0, &src);
 
-        let mut placed: Placed = rows.into_iter().flat_map(|(_, s)| s).collect();
-        self.sample_into(&hidden, placed.iter_mut().map(|(_, s)| Some(s)));
+        if let Err(e) = self.sample_into(&hidden, placed.iter_mut().map(|(_, s)| Some(s))) {
+            let requests = placed.iter().map(|(_, s)| (s.submission, s.request));
+            self.fail(requests.collect(), &e.to_string());
+            return Vec::new();
+        }
         let mut finished = Vec::new();
         for (slot, seq) in placed {
             match self.finished(&seq) {
@@ -536,7 +573,14 @@ impl Engine {
                 .hidden_states_cached(&ids, &positions.view([b, 1]), &pass, &mut self.cache)
                 .view([b, -1])
         });
-        self.sample_into(&hidden, slots[..busy].iter_mut().map(Option::as_mut));
+        let read = self.sample_into(&hidden, slots[..busy].iter_mut().map(Option::as_mut));
+        if let Err(e) = read {
+            let requests = slots.iter().flatten().map(|s| (s.submission, s.request));
+            let requests = requests.collect();
+            self.slots = slots;
+            self.fail(requests, &e.to_string());
+            return Vec::new();
+        }
         let mut finished = Vec::new();
         for slot in &mut slots[..busy] {
             if let Some(done) = slot.as_ref().and_then(|s| self.finished(s)) {
@@ -549,12 +593,13 @@ impl Engine {
     }
 
     /// Samples the next token of each sequence from its final hidden state (`hidden` `[b, h]`,
-    /// one row per item; `None` rows are idle) and appends it with its log-prob.
+    /// one row per item; `None` rows are idle) and appends it with its log-prob. When the
+    /// sampled tokens cannot be read, no sequence changes.
     fn sample_into<'a>(
         &self,
         hidden: &Tensor,
         seqs: impl Iterator<Item = Option<&'a mut Sequence>>,
-    ) {
+    ) -> Result<(), RolloutError> {
         let mut seqs: Vec<Option<&mut Sequence>> = seqs.collect();
         let rows: Vec<RowSampling> = seqs
             .iter_mut()
@@ -564,17 +609,23 @@ impl Engine {
             })
             .collect();
         let logits = hidden.matmul(&self.model.lm_head().tr());
-        let sampled = sample(&logits, &rows);
-        let tokens =
-            Vec::<i64>::try_from(sampled.tokens.to_device(Device::Cpu)).unwrap_or_default();
-        let logprobs =
-            Vec::<f32>::try_from(sampled.logprobs.to_device(Device::Cpu)).unwrap_or_default();
-        for ((seq, token), logprob) in seqs.into_iter().zip(tokens).zip(logprobs) {
+        let mut sampled = sample(&logits, &rows);
+        match self.read_fault.get() {
+            Some(0) => {
+                self.read_fault.set(None);
+                sampled.tokens = sampled.tokens.unsqueeze(0);
+            }
+            Some(n) => self.read_fault.set(Some(n - 1)),
+            None => {}
+        }
+        let read = sampled.read(rows.len(), self.vocab)?;
+        for (seq, (token, logprob)) in seqs.into_iter().zip(read) {
             if let Some(seq) = seq {
-                seq.tokens.push(token as u32);
+                seq.tokens.push(token);
                 seq.logprobs.push(logprob);
             }
         }
+        Ok(())
     }
 
     /// `seq` as a completion (with its submission) if its last token ended it.

@@ -358,3 +358,59 @@ fn fixed_shape_decode_of_the_cuda_graph_path_gives_the_same_tokens() {
         }
     }
 }
+
+/// Runs `requests` on a two-slot tiny engine whose read of sampled tokens fails after `good`
+/// good ones. On its own thread, so a panic or an engine that never goes idle fails the test
+/// instead of stalling it.
+fn run_with_a_failed_read(
+    good: u32,
+    requests: Vec<rl_rollout::GenerateRequest>,
+) -> (Vec<rl_rollout::Completion>, Vec<rl_rollout::RequestError>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let config = EngineConfig {
+            max_batch: 2,
+            ..EngineConfig::default()
+        };
+        let mut engine = tiny_engine("tiny-llama", config);
+        engine.fail_sample_read_after(good);
+        let out = run(&mut engine, &requests);
+        let _ = tx.send((out, engine.is_idle()));
+    });
+    let (out, idle) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the engine panicked or never finished");
+    assert!(idle, "the engine still holds work");
+    out
+}
+
+#[test]
+fn a_failed_read_of_sampled_tokens_fails_its_batch_and_the_rest_is_served() {
+    let requests = || {
+        vec![
+            request(PROMPTS[0], greedy(10)),
+            request(PROMPTS[1], SamplingParams { n: 2, ..greedy(10) }),
+            request(PROMPTS[3], greedy(4)),
+        ]
+    };
+    // Prefill of requests 0 and 1 (two slots), two decode steps, then a failed decode read:
+    // both requests in the batch fail, the third one is served after them.
+    let (done, refused) = run_with_a_failed_read(3, requests());
+    let failed: Vec<_> = refused.iter().map(|e| e.request).collect();
+    assert_eq!(failed, [0, 1]);
+    assert!(
+        refused[0].message.contains("cannot read sampled tokens"),
+        "{}",
+        refused[0].message
+    );
+    assert_eq!(done.len(), 1);
+    assert_eq!((done[0].request, done[0].token_ids.len()), (2, 4));
+
+    // The first read fails: the prefill's requests fail; request 1's second sample, which
+    // waited for a slot, goes with it.
+    let (done, refused) = run_with_a_failed_read(0, requests());
+    let failed: Vec<_> = refused.iter().map(|e| e.request).collect();
+    assert_eq!(failed, [0, 1]);
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].token_ids.len(), 4);
+}
