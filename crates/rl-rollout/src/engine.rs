@@ -50,9 +50,50 @@ impl Default for EngineConfig {
     }
 }
 
-/// Where a submission's results go; returning false (the receiver is gone) cancels the
-/// submission's remaining completions.
-pub type Sink = Box<dyn FnMut(Event) -> bool + Send>;
+/// Where a submission's results go. Its remaining work is cancelled once its receiver is
+/// gone: when sending returns false, or, for sinks that can tell, as soon as the engine sees
+/// it closed at the start of a step, without waiting for the next result.
+pub struct Sink {
+    send: Box<dyn FnMut(Event) -> bool + Send>,
+    closed: Option<Box<dyn Fn() -> bool + Send>>,
+}
+
+impl Sink {
+    /// Results go to `send`, which returns false once nobody receives them.
+    pub fn new(send: impl FnMut(Event) -> bool + Send + 'static) -> Self {
+        Self {
+            send: Box::new(send),
+            closed: None,
+        }
+    }
+
+    /// Also asks `closed` before every step whether the receiver is gone.
+    pub fn closed_when(mut self, closed: impl Fn() -> bool + Send + 'static) -> Self {
+        self.closed = Some(Box::new(closed));
+        self
+    }
+
+    fn send(&mut self, event: Event) -> bool {
+        (self.send)(event)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.as_ref().is_some_and(|closed| closed())
+    }
+}
+
+impl From<tokio::sync::mpsc::UnboundedSender<Event>> for Sink {
+    fn from(events: tokio::sync::mpsc::UnboundedSender<Event>) -> Self {
+        let probe = events.clone();
+        Self::new(move |event| events.send(event).is_ok()).closed_when(move || probe.is_closed())
+    }
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink").finish_non_exhaustive()
+    }
+}
 
 /// A submission: its sink and how many completions each of its requests still expects.
 struct Submission {
@@ -280,7 +321,7 @@ impl Engine {
                     self.queue.push_back(job);
                 }
                 Err(message) => {
-                    if !sink(Err(RequestError { request, message })) {
+                    if !sink.send(Err(RequestError { request, message })) {
                         self.cancel(id);
                         return;
                     }
@@ -292,10 +333,20 @@ impl Engine {
         }
     }
 
-    /// One round of work: queued completions move into free slots (prefill), then every busy
-    /// slot decodes one token. Finished completions go to their sinks.
+    /// One round of work: submissions whose receivers are gone are dropped, queued completions
+    /// move into free slots (prefill), then every busy slot decodes one token. Finished
+    /// completions go to their sinks.
     pub fn step(&mut self) {
         let _no_grad = tch::no_grad_guard();
+        let gone: Vec<u64> = self
+            .submissions
+            .iter()
+            .filter(|(_, sub)| sub.sink.is_closed())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in gone {
+            self.cancel(id);
+        }
         let mut finished = self.prefill();
         if self.slots.iter().any(Option::is_some) {
             finished.extend(self.decode());
@@ -309,7 +360,7 @@ impl Engine {
     /// refused); the engine's other submissions advance meanwhile.
     pub fn generate(&mut self, requests: &[GenerateRequest], emit: &mut dyn FnMut(Event)) {
         let (tx, rx) = mpsc::channel();
-        self.submit(requests, Box::new(move |event| tx.send(event).is_ok()));
+        self.submit(requests, Sink::new(move |event| tx.send(event).is_ok()));
         while !self.is_idle() {
             self.step();
             rx.try_iter().for_each(&mut *emit);
@@ -333,7 +384,7 @@ impl Engine {
         for (id, request) in pending {
             if let Some(sub) = self.submissions.get_mut(&id) {
                 let message = message.to_owned();
-                let _ = (sub.sink)(Err(RequestError { request, message }));
+                let _ = sub.sink.send(Err(RequestError { request, message }));
             }
         }
         self.submissions.clear();
@@ -351,7 +402,7 @@ impl Engine {
                 sub.owed.remove(&completion.request);
             }
         }
-        let open = (sub.sink)(Ok(completion));
+        let open = sub.sink.send(Ok(completion));
         self.settle(id, open);
     }
 
@@ -374,7 +425,7 @@ impl Engine {
             };
             if sub.owed.remove(&request).is_some() {
                 let message = message.to_owned();
-                let open = (sub.sink)(Err(RequestError { request, message }));
+                let open = sub.sink.send(Err(RequestError { request, message }));
                 self.settle(id, open);
             }
         }

@@ -26,7 +26,7 @@ use crate::{Engine, Event, GenerateRequest, RolloutError};
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Completions of one `generate` call, streamed as they finish; the stream ends when all of
-/// them (and any refusals) have arrived. Dropping it cancels what is left.
+/// them (and any refusals) have arrived. Dropping it cancels what is left within a decode step.
 pub type EventStream = tmpsc::UnboundedReceiver<Event>;
 
 /// Named tensors of a weight update (HF names, as in the checkpoint).
@@ -220,7 +220,9 @@ fn serve(mut engine: Engine, inbox: &mpsc::Receiver<Command>, version: &AtomicU6
         if updates.is_empty() {
             // A pending update holds new submissions back so the batch drains.
             for (requests, events) in waiting.drain(..) {
-                engine.submit(&requests, Box::new(move |e| events.send(e).is_ok()));
+                if !events.is_closed() {
+                    engine.submit(&requests, events.into());
+                }
             }
         }
         if !engine.is_idle()
