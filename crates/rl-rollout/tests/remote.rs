@@ -187,6 +187,13 @@ fn random(shape: &[i64], kind: Kind, seed: i64) -> Tensor {
     Tensor::randn(shape, (Kind::Float, Device::Cpu)).to_kind(kind)
 }
 
+/// `len` ones in `kind`, the middle one `value`.
+fn with_one(len: i64, kind: Kind, value: f64) -> Tensor {
+    let t = Tensor::ones([len], (kind, Device::Cpu));
+    let _ = t.get(len / 2).fill_(value);
+    t
+}
+
 fn new_weights() -> NamedTensors {
     vec![
         // 32 KiB in f32: split into 33 chunks of at most 1000 bytes.
@@ -260,6 +267,26 @@ async fn refused_updates_keep_the_old_weights() {
             vec![("lm_head.weight".into(), head())],
             "version 3 is not newer than the current version 3",
         ),
+        (
+            4,
+            vec![
+                ("lm_head.weight".into(), head()),
+                (
+                    "model.norm.weight".into(),
+                    with_one(64, Kind::Float, f64::NAN),
+                ),
+            ],
+            "model.norm.weight: 1 of its 64 values are NaN or infinite",
+        ),
+        (
+            4,
+            vec![(
+                "model.embed_tokens.weight".into(),
+                with_one(128 * 64, Kind::BFloat16, f64::INFINITY).view([128, 64]),
+            )],
+            "model.embed_tokens.weight: 1 of its 8192 values are NaN or infinite",
+        ),
+        (4, vec![], "the update is empty"),
     ];
     for (version, tensors, needle) in cases {
         let err = remote.update_weights(version, tensors).await.unwrap_err();
