@@ -2,7 +2,8 @@
 //! batching. Requests are submitted with a sink for their results and advance one [`Engine::step`]
 //! at a time, so new submissions join a running batch; a finished completion's slot is refilled
 //! from the queue before the next decode step; the `n` completions of a prompt share one
-//! prefill; every slot keeps its own length, so no row is ever left-padded.
+//! prefill; every slot keeps its own length, so no row is ever left-padded. The KV cache grows
+//! with the slots and lengths in use, up to `max_batch` × `max_seq_len`.
 
 use std::{
     cell::Cell,
@@ -23,10 +24,16 @@ use crate::{
     stop::StopCondition,
 };
 
+/// Most completions an engine decodes together ([`EngineConfig::max_batch`]): far beyond what
+/// one device decodes at once, low enough that the slot table is cheap and a typo is caught.
+pub const MAX_BATCH: i64 = 65_536;
+
 /// Sizes of the engine's batch and cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
-    /// Completions decoded together: the KV cache's slots.
+    /// Completions decoded together: the KV cache's slots, 1 to [`MAX_BATCH`]. The cache
+    /// allocates only the slots in use (growing as more are), so a large value costs memory
+    /// only when that many completions run.
     pub max_batch: i64,
     /// Tokens per completion, prompt included (the cache's capacity); None: the model's
     /// context, at most 2048.
@@ -164,7 +171,8 @@ impl Sequence {
 }
 
 impl Engine {
-    /// An engine over `loaded` (its device and precision) with `tokenizer`; allocates the cache.
+    /// An engine over `loaded` (its device and precision) with `tokenizer`; the cache is
+    /// allocated as work arrives.
     pub fn new(
         loaded: LoadedModel,
         tokenizer: Tokenizer,
@@ -183,10 +191,16 @@ impl Engine {
             (None, Some(c)) => c.min(2048),
             (None, None) => 2048,
         };
-        if config.max_batch < 1 || capacity < 2 || config.max_prefill_tokens < 1 {
+        if !(1..=MAX_BATCH).contains(&config.max_batch) {
             return Err(RolloutError::Config(format!(
-                "max_batch = {}, max_seq_len = {capacity}, max_prefill_tokens = {}: need at least 1, 2 and 1",
-                config.max_batch, config.max_prefill_tokens
+                "max_batch = {}: completions decoded together must be 1 to {MAX_BATCH}",
+                config.max_batch
+            )));
+        }
+        if capacity < 2 || config.max_prefill_tokens < 1 {
+            return Err(RolloutError::Config(format!(
+                "max_seq_len = {capacity}, max_prefill_tokens = {}: need at least 2 and 1",
+                config.max_prefill_tokens
             )));
         }
         let model = loaded.model;
@@ -250,6 +264,11 @@ impl Engine {
     /// Completions decoded together.
     pub fn max_batch(&self) -> i64 {
         self.cache.slots()
+    }
+
+    /// Bytes the KV cache takes now: it grows with the slots and lengths in use.
+    pub fn cache_bytes(&self) -> i64 {
+        self.cache.allocated_bytes()
     }
 
     /// Device the replica lives on.
@@ -540,6 +559,12 @@ impl Engine {
         }
         let rows: Vec<&[u32]> = prompts.iter().map(|p| &p[..]).collect();
         let packed = prefill::pack(&rows, &plan);
+        let slots = packed.dst.iter().max().map_or(0, |&s| s + 1);
+        if let Err(e) = self.reserve(slots, plan.width as i64) {
+            let requests = placed.iter().map(|(_, s)| (s.submission, s.request));
+            self.fail(requests.collect(), &e.to_string());
+            return Vec::new();
+        }
 
         let device = self.device();
         let (b, t) = (plan.rows.len() as i64, plan.width as i64);
@@ -580,11 +605,52 @@ impl Engine {
         finished
     }
 
+    /// Makes the cache hold slots `0..slots` and positions `0..len` (rounded up to a read
+    /// block); captured decode graphs point at the old tensors, so growth drops them.
+    fn reserve(&mut self, slots: i64, len: i64) -> Result<(), RolloutError> {
+        let grew = self
+            .cache
+            .reserve(slots, self.read_len(len))
+            .map_err(|e| RolloutError::Engine(e.to_string()))?;
+        if grew && let Some(graphs) = &mut self.graphs {
+            graphs.clear();
+        }
+        Ok(())
+    }
+
+    /// `len` positions rounded up to whole read blocks, within the cache's capacity.
+    fn read_len(&self, len: i64) -> i64 {
+        let blocks = (len.max(1) + KV_BLOCK - 1) / KV_BLOCK;
+        (blocks * KV_BLOCK).min(self.cache.capacity())
+    }
+
     /// One decode step for every slot up to the last busy one.
     fn decode(&mut self) -> Vec<(u64, Completion)> {
         let device = self.device();
+        let busy = self
+            .slots
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |i| i + 1);
+        let longest = self.slots[..busy]
+            .iter()
+            .flatten()
+            .map(Sequence::position)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let kv_len = self.read_len(longest);
+        let rows = match self.graphs {
+            Some(_) => graphs::padded_batch(busy, self.cache.slots()),
+            None => busy as i64,
+        };
+        if let Err(e) = self.reserve(rows, kv_len) {
+            let requests = self.slots.iter().flatten();
+            let requests = requests.map(|s| (s.submission, s.request)).collect();
+            self.fail(requests, &e.to_string());
+            return Vec::new();
+        }
         let mut slots = std::mem::take(&mut self.slots);
-        let busy = slots.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
         let ids: Vec<i64> = slots[..busy]
             .iter()
             .map(|s| {
@@ -596,8 +662,6 @@ impl Engine {
             .iter()
             .map(|s| s.as_ref().map_or(0, Sequence::position))
             .collect();
-        let longest = positions.iter().max().copied().unwrap_or(0) + 1;
-        let kv_len = ((longest + KV_BLOCK - 1) / KV_BLOCK * KV_BLOCK).min(self.cache.capacity());
         let graphed = match &mut self.graphs {
             Some(graphs) => {
                 let step = graphs.step(

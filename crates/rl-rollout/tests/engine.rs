@@ -414,3 +414,51 @@ fn a_failed_read_of_sampled_tokens_fails_its_batch_and_the_rest_is_served() {
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].token_ids.len(), 4);
 }
+
+#[test]
+fn the_cache_grows_with_the_work_not_with_the_limits() {
+    // Defaults: 64 slots of the model's whole context (256 positions).
+    let mut engine = tiny_engine("tiny-llama", EngineConfig::default());
+    assert_eq!((engine.max_batch(), engine.max_seq_len()), (64, 256));
+    // 2 layers × keys and values × 2 heads × 16 dims × 4 bytes.
+    let per_token = rl_model::CacheShape {
+        layers: 2,
+        kv_heads: 2,
+        head_dim: 16,
+    }
+    .bytes_per_token(Kind::Float);
+    assert_eq!(engine.cache_bytes(), 0, "nothing before any work");
+
+    let (done, _) = run(&mut engine, &[request(&[5, 9, 14, 20], greedy(8))]);
+    assert_eq!(done.len(), 1);
+    // One slot of one 64-position read block, not 64 × 256.
+    assert_eq!(engine.cache_bytes(), 64 * per_token);
+
+    // Eight prompts in flight and longer completions: it grows to what they use.
+    let requests: Vec<_> = (0..8).map(|i| request(&[5 + i, 9], greedy(100))).collect();
+    let (done, _) = run(&mut engine, &requests);
+    assert_eq!(done.len(), 8);
+    assert!(done.iter().all(|c| c.token_ids.len() == 100));
+    assert_eq!(engine.cache_bytes(), 8 * 128 * per_token);
+}
+
+#[test]
+fn an_absurd_max_batch_is_a_clear_error() {
+    let loaded = rl_model::hf::load_dir(
+        &common::tiny_model_dir("tiny-llama"),
+        tch::Device::Cpu,
+        Kind::Float,
+    )
+    .unwrap();
+    let tokenizer = rl_model::tokenizer::Tokenizer::numbered(128, 2).unwrap();
+    let config = EngineConfig {
+        max_batch: 1_000_000_000_000,
+        ..EngineConfig::default()
+    };
+    let err = rl_rollout::Engine::new(loaded, tokenizer, config).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("max_batch = 1000000000000: completions decoded together must be 1 to 65536"),
+        "{err}"
+    );
+}
