@@ -236,7 +236,9 @@ impl CachedPass {
 
     /// A decode step for slots `0..b` with `positions` `[b]` i64 (each row's cached length),
     /// reading cache positions `0..kv_len` (`kv_len > max(positions)`); with a sliding `window`
-    /// a row sees only its last `window` positions.
+    /// a row sees only its last `window` positions. The cache must hold them already
+    /// ([`KvCache::reserve`] of `b` slots and `kv_len` positions), as a prefill's target slots
+    /// and prompt width must be.
     pub fn decode(positions: &Tensor, kv_len: i64, window: Option<i64>) -> Self {
         let device = positions.device();
         let pos = positions.view([-1, 1]);
