@@ -209,3 +209,29 @@ fn bad_input_is_explained_and_good_prompts_still_written() {
     );
     assert!(!stderr(&out).contains("panicked"));
 }
+
+#[test]
+fn an_absurd_max_batch_is_a_usage_error_not_a_panic() {
+    let gguf = smollm2_gguf();
+    let model = gguf.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for max_batch in ["1000000000000", "65537", "0"] {
+        let out = rl(
+            dir.path(),
+            &[
+                "generate",
+                "--model",
+                model,
+                "--prompt",
+                "x",
+                "--max-batch",
+                max_batch,
+            ],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        let want = format!("for '--max-batch <MAX_BATCH>': {max_batch} is not in 1..=65536");
+        assert!(err.contains(&want), "{err:?} lacks {want:?}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}

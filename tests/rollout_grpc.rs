@@ -144,7 +144,7 @@ fn a_worker_process_serves_generate_health_and_weight_updates() {
 fn bad_input_is_refused_with_exit_code_2() {
     let (tmp, model) = tiny_word_model();
     let model = model.to_str().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--model", "no/such/model"], "no model \"no/such/model\""),
         (
             &["--model", model, "--listen", "not-an-address"],
@@ -159,6 +159,10 @@ fn bad_input_is_refused_with_exit_code_2() {
             "max_seq_len = 100000 exceeds the model's context of 256 tokens",
         ),
         (&["--model", model, "--device", "cuda:7"], "cuda:7"),
+        (
+            &["--model", model, "--max-batch", "1000000000000"],
+            "for '--max-batch <MAX_BATCH>': 1000000000000 is not in 1..=65536",
+        ),
     ];
     for (args, needle) in cases {
         let mut all = vec!["rollout-worker"];

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use rl_rollout::engine::MAX_BATCH;
 
 /// rl — reinforcement learning for LLM post-training (PPO, GRPO, RLOO, REINFORCE++, DAPO).
 #[derive(Debug, Parser)]
@@ -119,8 +120,9 @@ pub struct GenerateArgs {
     /// Device and precision.
     #[command(flatten)]
     pub placement: PlacementArgs,
-    /// Completions decoded together (KV-cache slots).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(i64).range(1..))]
+    /// Completions decoded together (KV-cache slots), 1 to 65536. The cache holds only the
+    /// slots and lengths in use, so a large value costs memory only when that much runs.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(i64).range(1..=MAX_BATCH))]
     pub max_batch: i64,
     /// Tokens per completion, prompt included. Default: the model's context, at most 2048.
     #[arg(long, value_parser = clap::value_parser!(i64).range(2..))]
@@ -214,8 +216,9 @@ pub struct RolloutWorkerArgs {
     /// Where and in which precision the model runs.
     #[command(flatten)]
     pub placement: PlacementArgs,
-    /// Completions decoded together (the KV cache's slots).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(i64).range(1..))]
+    /// Completions decoded together (KV-cache slots), 1 to 65536. The cache holds only the
+    /// slots and lengths in use, so a large value costs memory only when that much runs.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(i64).range(1..=MAX_BATCH))]
     pub max_batch: i64,
     /// Tokens per completion, prompt included. Default: the model's context, at most 2048.
     #[arg(long, value_parser = clap::value_parser!(i64).range(2..))]

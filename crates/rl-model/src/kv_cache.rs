@@ -1,6 +1,8 @@
-//! Key/value cache for incremental decoding: a fixed number of slots (one sequence each) of a
-//! fixed capacity, allocated once and written in place, so decode steps keep static shapes and
-//! rows never need left padding: every slot keeps its own length.
+//! Key/value cache for incremental decoding: up to a fixed number of slots (one sequence each)
+//! of up to a fixed capacity, written in place, so rows never need left padding: every slot
+//! keeps its own length. Memory follows the work: the tensors hold only the slots and
+//! positions reserved so far and grow geometrically (each short dimension at least doubles), so
+//! one short prompt does not pay for `slots × capacity` and growth stops once the work is steady.
 
 use tch::{Device, Kind, Tensor};
 
@@ -31,39 +33,156 @@ pub struct LayerKv {
     values: Tensor,
 }
 
-/// The whole cache: one [`LayerKv`] per layer.
+/// Why the cache could not make room.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    /// More slots or positions than the cache's limits.
+    #[error(
+        "{slots} sequences of {len} tokens do not fit a KV cache of {max_slots} sequences of {max_len} tokens"
+    )]
+    OverLimit {
+        /// Slots asked for.
+        slots: i64,
+        /// Positions asked for.
+        len: i64,
+        /// The cache's slot limit.
+        max_slots: i64,
+        /// The cache's position limit.
+        max_len: i64,
+    },
+    /// The device could not allocate the larger tensors (out of memory, usually).
+    #[error(
+        "cannot grow the KV cache to {slots} sequences of {len} tokens ({bytes} bytes): {message}"
+    )]
+    Alloc {
+        /// Slots the new tensors hold.
+        slots: i64,
+        /// Positions the new tensors hold.
+        len: i64,
+        /// Their size over all layers.
+        bytes: i64,
+        /// What libtorch said.
+        message: String,
+    },
+}
+
+/// The whole cache: one [`LayerKv`] per layer, `[allocated_slots, kv_heads, allocated_len,
+/// head_dim]` each, within the limits `slots` × `capacity`.
 #[derive(Debug)]
 pub struct KvCache {
     layers: Vec<LayerKv>,
+    shape: CacheShape,
+    kind: Kind,
+    device: Device,
     slots: i64,
     capacity: i64,
+    allocated_slots: i64,
+    allocated_len: i64,
 }
 
 impl KvCache {
-    /// Allocates `slots` sequences of up to `capacity` tokens in `kind` on `device` (zeroed).
+    /// A cache of up to `slots` sequences of up to `capacity` tokens in `kind` on `device`.
+    /// Nothing is allocated until [`reserve`](Self::reserve).
     pub fn new(shape: CacheShape, slots: i64, capacity: i64, kind: Kind, device: Device) -> Self {
-        let dims = [slots, shape.kv_heads, capacity, shape.head_dim];
+        let empty = || Tensor::zeros([0, shape.kv_heads, 0, shape.head_dim], (kind, device));
         let layers = (0..shape.layers)
             .map(|_| LayerKv {
-                keys: Tensor::zeros(dims, (kind, device)),
-                values: Tensor::zeros(dims, (kind, device)),
+                keys: empty(),
+                values: empty(),
             })
             .collect();
         Self {
             layers,
+            shape,
+            kind,
+            device,
             slots,
             capacity,
+            allocated_slots: 0,
+            allocated_len: 0,
         }
     }
 
-    /// Number of sequences it holds.
+    /// Most sequences it holds.
     pub fn slots(&self) -> i64 {
         self.slots
     }
 
-    /// Tokens per sequence.
+    /// Most tokens per sequence.
     pub fn capacity(&self) -> i64 {
         self.capacity
+    }
+
+    /// Slots `0..n` its tensors hold now.
+    pub fn allocated_slots(&self) -> i64 {
+        self.allocated_slots
+    }
+
+    /// Positions `0..n` per slot its tensors hold now.
+    pub fn allocated_len(&self) -> i64 {
+        self.allocated_len
+    }
+
+    /// Bytes its tensors take now, over all layers, keys and values.
+    pub fn allocated_bytes(&self) -> i64 {
+        self.allocated_slots * self.allocated_len * self.shape.bytes_per_token(self.kind)
+    }
+
+    /// Makes room for slots `0..slots` and positions `0..len`. A short dimension grows to at
+    /// least twice its size (within the limits) and what was cached is copied over, so a
+    /// growing workload reallocates only a logarithmic number of times. Returns whether the
+    /// tensors were replaced: views of the old ones (captured CUDA graphs) are then stale. On
+    /// an error the cache is unchanged.
+    pub fn reserve(&mut self, slots: i64, len: i64) -> Result<bool, CacheError> {
+        if slots > self.slots || len > self.capacity {
+            return Err(CacheError::OverLimit {
+                slots,
+                len,
+                max_slots: self.slots,
+                max_len: self.capacity,
+            });
+        }
+        if slots <= self.allocated_slots && len <= self.allocated_len {
+            return Ok(false);
+        }
+        let grow = |have: i64, want: i64, limit: i64| {
+            if want <= have {
+                have
+            } else {
+                want.max(have * 2).min(limit)
+            }
+        };
+        let new_slots = grow(self.allocated_slots, slots, self.slots);
+        let new_len = grow(self.allocated_len, len, self.capacity);
+        let dims = [new_slots, self.shape.kv_heads, new_len, self.shape.head_dim];
+        let (old_slots, old_len) = (self.allocated_slots, self.allocated_len);
+        let grown = |old: &Tensor| -> Result<Tensor, tch::TchError> {
+            let new = Tensor::f_zeros(dims, (self.kind, self.device))?;
+            new.f_narrow(0, 0, old_slots)?
+                .f_narrow(2, 0, old_len)?
+                .f_copy_(old)?;
+            Ok(new)
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| {
+                Ok(LayerKv {
+                    keys: grown(&layer.keys)?,
+                    values: grown(&layer.values)?,
+                })
+            })
+            .collect::<Result<Vec<_>, tch::TchError>>()
+            .map_err(|e| CacheError::Alloc {
+                slots: new_slots,
+                len: new_len,
+                bytes: new_slots * new_len * self.shape.bytes_per_token(self.kind),
+                message: e.to_string(),
+            })?;
+        self.layers = layers;
+        self.allocated_slots = new_slots;
+        self.allocated_len = new_len;
+        Ok(true)
     }
 
     /// The layers, in order; architectures hand layer `i` to block `i`.
@@ -117,7 +236,9 @@ impl CachedPass {
 
     /// A decode step for slots `0..b` with `positions` `[b]` i64 (each row's cached length),
     /// reading cache positions `0..kv_len` (`kv_len > max(positions)`); with a sliding `window`
-    /// a row sees only its last `window` positions.
+    /// a row sees only its last `window` positions. The cache must hold them already
+    /// ([`KvCache::reserve`] of `b` slots and `kv_len` positions), as a prefill's target slots
+    /// and prompt width must be.
     pub fn decode(positions: &Tensor, kv_len: i64, window: Option<i64>) -> Self {
         let device = positions.device();
         let pos = positions.view([-1, 1]);
@@ -181,6 +302,82 @@ impl CachedPass {
                 );
                 ys.reshape([b, heads, 1, d])
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// SmolLM2-135M's geometry: 30 layers of 3 key/value heads of 64.
+    const SMOLLM2: CacheShape = CacheShape {
+        layers: 30,
+        kv_heads: 3,
+        head_dim: 64,
+    };
+
+    #[test]
+    fn memory_follows_what_is_reserved_and_grows_geometrically() {
+        let mut cache = KvCache::new(SMOLLM2, 64, 2048, Kind::Float, Device::Cpu);
+        assert_eq!(cache.allocated_bytes(), 0);
+        // One short sequence: one slot of 64 positions, 2.9 MB rather than 64 × 2048 (6 GB).
+        assert!(cache.reserve(1, 64).unwrap());
+        assert_eq!(
+            cache.allocated_bytes(),
+            64 * SMOLLM2.bytes_per_token(Kind::Float)
+        );
+        assert!(!cache.reserve(1, 10).unwrap(), "already there");
+
+        // Each short dimension at least doubles, within the limits.
+        let small = CacheShape {
+            layers: 1,
+            kv_heads: 1,
+            head_dim: 1,
+        };
+        let mut cache = KvCache::new(small, 64, 2048, Kind::Float, Device::Cpu);
+        cache.reserve(1, 64).unwrap();
+        assert!(cache.reserve(2, 65).unwrap());
+        assert_eq!((cache.allocated_slots(), cache.allocated_len()), (2, 128));
+        cache.reserve(40, 1500).unwrap();
+        assert_eq!((cache.allocated_slots(), cache.allocated_len()), (40, 1500));
+        cache.reserve(41, 1501).unwrap();
+        assert_eq!((cache.allocated_slots(), cache.allocated_len()), (64, 2048));
+        let err = cache.reserve(65, 8).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("65 sequences of 8 tokens do not fit"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn growing_keeps_what_was_cached() {
+        let shape = CacheShape {
+            layers: 2,
+            kv_heads: 1,
+            head_dim: 2,
+        };
+        let mut cache = KvCache::new(shape, 8, 16, Kind::Float, Device::Cpu);
+        cache.reserve(2, 3).unwrap();
+        let before: Vec<Tensor> = cache
+            .layers_mut()
+            .iter_mut()
+            .map(|layer| {
+                let _ = layer.keys.normal_(0.0, 1.0);
+                let _ = layer.values.normal_(0.0, 1.0);
+                Tensor::stack(&[&layer.keys, &layer.values], 0)
+            })
+            .collect();
+        cache.reserve(5, 9).unwrap();
+        for (layer, before) in cache.layers_mut().iter().zip(before) {
+            assert_eq!(layer.keys.size(), [5, 1, 9, 2]);
+            let kept = Tensor::stack(&[&layer.keys, &layer.values], 0)
+                .narrow(1, 0, 2)
+                .narrow(3, 0, 3);
+            assert!(kept.equal(&before));
         }
     }
 }

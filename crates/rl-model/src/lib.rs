@@ -24,7 +24,7 @@ pub mod tokenizer;
 
 pub use device::{DeviceError, device_name, kind_name, resolve_device, resolve_kind};
 pub use error::ModelError;
-pub use kv_cache::{CacheShape, CachedPass, KvCache};
+pub use kv_cache::{CacheError, CacheShape, CachedPass, KvCache};
 pub use logprobs::{TokenStats, TrainingPass, backward_token_loss, token_logprobs};
 pub use source::{load, load_tokenizer};
 

@@ -2,9 +2,11 @@
 //! batching. Requests are submitted with a sink for their results and advance one [`Engine::step`]
 //! at a time, so new submissions join a running batch; a finished completion's slot is refilled
 //! from the queue before the next decode step; the `n` completions of a prompt share one
-//! prefill; every slot keeps its own length, so no row is ever left-padded.
+//! prefill; every slot keeps its own length, so no row is ever left-padded. The KV cache grows
+//! with the slots and lengths in use, up to `max_batch` × `max_seq_len`.
 
 use std::{
+    cell::Cell,
     collections::{BTreeMap, BTreeSet, VecDeque},
     sync::{Arc, mpsc},
 };
@@ -17,14 +19,21 @@ use tch::{Device, Kind, Tensor, nn::VarStore};
 use crate::{
     Completion, Event, GenerateRequest, Prompt, RequestError, RolloutError, SamplingParams,
     graphs::{self, DecodeGraphs},
+    prefill::{self, Queued},
     sampler::{RowSampling, sample},
     stop::StopCondition,
 };
 
+/// Most completions an engine decodes together ([`EngineConfig::max_batch`]): far beyond what
+/// one device decodes at once, low enough that the slot table is cheap and a typo is caught.
+pub const MAX_BATCH: i64 = 65_536;
+
 /// Sizes of the engine's batch and cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
-    /// Completions decoded together: the KV cache's slots.
+    /// Completions decoded together: the KV cache's slots, 1 to [`MAX_BATCH`]. The cache
+    /// allocates only the slots in use (growing as more are), so a large value costs memory
+    /// only when that many completions run.
     pub max_batch: i64,
     /// Tokens per completion, prompt included (the cache's capacity); None: the model's
     /// context, at most 2048.
@@ -48,14 +57,55 @@ impl Default for EngineConfig {
     }
 }
 
-/// Where a submission's results go; returning false (the receiver is gone) cancels the
-/// submission's remaining completions.
-pub type Sink = Box<dyn FnMut(Event) -> bool + Send>;
+/// Where a submission's results go. Its remaining work is cancelled once its receiver is
+/// gone: when sending returns false, or, for sinks that can tell, as soon as the engine sees
+/// it closed at the start of a step, without waiting for the next result.
+pub struct Sink {
+    send: Box<dyn FnMut(Event) -> bool + Send>,
+    closed: Option<Box<dyn Fn() -> bool + Send>>,
+}
 
-/// A submission: its sink and how many completions it still expects.
+impl Sink {
+    /// Results go to `send`, which returns false once nobody receives them.
+    pub fn new(send: impl FnMut(Event) -> bool + Send + 'static) -> Self {
+        Self {
+            send: Box::new(send),
+            closed: None,
+        }
+    }
+
+    /// Also asks `closed` before every step whether the receiver is gone.
+    pub fn closed_when(mut self, closed: impl Fn() -> bool + Send + 'static) -> Self {
+        self.closed = Some(Box::new(closed));
+        self
+    }
+
+    fn send(&mut self, event: Event) -> bool {
+        (self.send)(event)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.as_ref().is_some_and(|closed| closed())
+    }
+}
+
+impl From<tokio::sync::mpsc::UnboundedSender<Event>> for Sink {
+    fn from(events: tokio::sync::mpsc::UnboundedSender<Event>) -> Self {
+        let probe = events.clone();
+        Self::new(move |event| events.send(event).is_ok()).closed_when(move || probe.is_closed())
+    }
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink").finish_non_exhaustive()
+    }
+}
+
+/// A submission: its sink and how many completions each of its requests still expects.
 struct Submission {
     sink: Sink,
-    outstanding: usize,
+    owed: BTreeMap<usize, u32>,
 }
 
 /// Decode steps read the cache in multiples of this many positions.
@@ -75,6 +125,8 @@ pub struct Engine {
     slots: Vec<Option<Sequence>>,
     submissions: BTreeMap<u64, Submission>,
     next_submission: u64,
+    /// Reads of sampled tokens left before one is made to fail (tests of failure handling).
+    read_fault: Cell<Option<u32>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -98,9 +150,6 @@ struct Job {
     next_sample: u32,
 }
 
-/// New sequences and the slots they go to.
-type Placed = Vec<(usize, Sequence)>;
-
 /// A completion in progress, in one cache slot.
 struct Sequence {
     submission: u64,
@@ -122,7 +171,8 @@ impl Sequence {
 }
 
 impl Engine {
-    /// An engine over `loaded` (its device and precision) with `tokenizer`; allocates the cache.
+    /// An engine over `loaded` (its device and precision) with `tokenizer`; the cache is
+    /// allocated as work arrives.
     pub fn new(
         loaded: LoadedModel,
         tokenizer: Tokenizer,
@@ -141,10 +191,16 @@ impl Engine {
             (None, Some(c)) => c.min(2048),
             (None, None) => 2048,
         };
-        if config.max_batch < 1 || capacity < 2 || config.max_prefill_tokens < 1 {
+        if !(1..=MAX_BATCH).contains(&config.max_batch) {
             return Err(RolloutError::Config(format!(
-                "max_batch = {}, max_seq_len = {capacity}, max_prefill_tokens = {}: need at least 1, 2 and 1",
-                config.max_batch, config.max_prefill_tokens
+                "max_batch = {}: completions decoded together must be 1 to {MAX_BATCH}",
+                config.max_batch
+            )));
+        }
+        if capacity < 2 || config.max_prefill_tokens < 1 {
+            return Err(RolloutError::Config(format!(
+                "max_seq_len = {capacity}, max_prefill_tokens = {}: need at least 2 and 1",
+                config.max_prefill_tokens
             )));
         }
         let model = loaded.model;
@@ -171,6 +227,7 @@ impl Engine {
             slots: (0..config.max_batch).map(|_| None).collect(),
             submissions: BTreeMap::new(),
             next_submission: 0,
+            read_fault: Cell::new(None),
         })
     }
 
@@ -192,6 +249,13 @@ impl Engine {
         self
     }
 
+    /// Makes the read of sampled tokens after `reads` more good ones fail, as a device error
+    /// surfacing there would: lets tests check that such a failure fails its batch.
+    #[doc(hidden)]
+    pub fn fail_sample_read_after(&mut self, reads: u32) {
+        self.read_fault.set(Some(reads));
+    }
+
     /// Tokens per completion, prompt included.
     pub fn max_seq_len(&self) -> i64 {
         self.cache.capacity()
@@ -200,6 +264,11 @@ impl Engine {
     /// Completions decoded together.
     pub fn max_batch(&self) -> i64 {
         self.cache.slots()
+    }
+
+    /// Bytes the KV cache takes now: it grows with the slots and lengths in use.
+    pub fn cache_bytes(&self) -> i64 {
+        self.cache.allocated_bytes()
     }
 
     /// Device the replica lives on.
@@ -263,31 +332,40 @@ impl Engine {
     pub fn submit(&mut self, requests: &[GenerateRequest], mut sink: Sink) {
         let id = self.next_submission;
         self.next_submission += 1;
-        let mut outstanding = 0;
+        let mut owed = BTreeMap::new();
         for (request, r) in requests.iter().enumerate() {
             match self.job(id, request, r) {
                 Ok(job) => {
-                    outstanding += job.params.n as usize;
+                    owed.insert(request, job.params.n);
                     self.queue.push_back(job);
                 }
                 Err(message) => {
-                    if !sink(Err(RequestError { request, message })) {
+                    if !sink.send(Err(RequestError { request, message })) {
                         self.cancel(id);
                         return;
                     }
                 }
             }
         }
-        if outstanding > 0 {
-            self.submissions
-                .insert(id, Submission { sink, outstanding });
+        if !owed.is_empty() {
+            self.submissions.insert(id, Submission { sink, owed });
         }
     }
 
-    /// One round of work: queued completions move into free slots (prefill), then every busy
-    /// slot decodes one token. Finished completions go to their sinks.
+    /// One round of work: submissions whose receivers are gone are dropped, queued completions
+    /// move into free slots (prefill), then every busy slot decodes one token. Finished
+    /// completions go to their sinks.
     pub fn step(&mut self) {
         let _no_grad = tch::no_grad_guard();
+        let gone: Vec<u64> = self
+            .submissions
+            .iter()
+            .filter(|(_, sub)| sub.sink.is_closed())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in gone {
+            self.cancel(id);
+        }
         let mut finished = self.prefill();
         if self.slots.iter().any(Option::is_some) {
             finished.extend(self.decode());
@@ -301,7 +379,7 @@ impl Engine {
     /// refused); the engine's other submissions advance meanwhile.
     pub fn generate(&mut self, requests: &[GenerateRequest], emit: &mut dyn FnMut(Event)) {
         let (tx, rx) = mpsc::channel();
-        self.submit(requests, Box::new(move |event| tx.send(event).is_ok()));
+        self.submit(requests, Sink::new(move |event| tx.send(event).is_ok()));
         while !self.is_idle() {
             self.step();
             rx.try_iter().for_each(&mut *emit);
@@ -325,7 +403,7 @@ impl Engine {
         for (id, request) in pending {
             if let Some(sub) = self.submissions.get_mut(&id) {
                 let message = message.to_owned();
-                let _ = (sub.sink)(Err(RequestError { request, message }));
+                let _ = sub.sink.send(Err(RequestError { request, message }));
             }
         }
         self.submissions.clear();
@@ -337,11 +415,47 @@ impl Engine {
         let Some(sub) = self.submissions.get_mut(&id) else {
             return;
         };
-        sub.outstanding -= 1;
-        let open = (sub.sink)(Ok(completion));
+        if let Some(owed) = sub.owed.get_mut(&completion.request) {
+            *owed = owed.saturating_sub(1);
+            if *owed == 0 {
+                sub.owed.remove(&completion.request);
+            }
+        }
+        let open = sub.sink.send(Ok(completion));
+        self.settle(id, open);
+    }
+
+    /// Refuses each of `requests` (submission, request) with `message`: their queued and
+    /// running completions are dropped and their slots freed; the other requests go on.
+    fn fail(&mut self, requests: BTreeSet<(u64, usize)>, message: &str) {
+        self.queue
+            .retain(|j| !requests.contains(&(j.submission, j.request)));
+        for slot in &mut self.slots {
+            if slot
+                .as_ref()
+                .is_some_and(|s| requests.contains(&(s.submission, s.request)))
+            {
+                *slot = None;
+            }
+        }
+        for (id, request) in requests {
+            let Some(sub) = self.submissions.get_mut(&id) else {
+                continue;
+            };
+            if sub.owed.remove(&request).is_some() {
+                let message = message.to_owned();
+                let open = sub.sink.send(Err(RequestError { request, message }));
+                self.settle(id, open);
+            }
+        }
+    }
+
+    /// After an event of submission `id`: cancels it if its sink is gone (`open` false), ends
+    /// it once nothing is owed.
+    fn settle(&mut self, id: u64, open: bool) {
         if !open {
             self.cancel(id);
-        } else if sub.outstanding == 0 {
+        } else if self.submissions.get(&id).is_some_and(|s| s.owed.is_empty()) {
             self.submissions.remove(&id);
         }
     }
@@ -413,75 +527,74 @@ impl Engine {
     }
 
     /// Moves queued completions into free slots, prefilling each prompt once, and samples their
-    /// first tokens.
+    /// first tokens. A failed sampling read fails the requests of the new sequences.
     fn prefill(&mut self) -> Vec<(u64, Completion)> {
-        let queue = &mut self.queue;
-        let mut free = (0..self.slots.len())
+        let free: Vec<usize> = (0..self.slots.len())
             .filter(|&i| self.slots[i].is_none())
-            .peekable();
-        // Rows of the prefill batch: each a prompt and the (slot, sequence)s that take it.
-        let mut rows: Vec<(Arc<[u32]>, Placed)> = Vec::new();
-        let mut longest = 0;
-        while let Some(job) = queue.front_mut() {
-            let wider = longest.max(job.prompt.len() as i64);
-            if free.peek().is_none()
-                || (!rows.is_empty()
-                    && (rows.len() as i64 + 1) * wider > self.config.max_prefill_tokens)
-            {
-                break;
-            }
-            longest = wider;
-            let mut seqs = Vec::new();
-            while job.next_sample < job.params.n {
-                let Some(slot) = free.next() else { break };
-                seqs.push((slot, new_sequence(job)));
+            .collect();
+        let queued = self.queue.iter().map(|j| Queued {
+            prompt_len: j.prompt.len(),
+            samples_left: j.params.n - j.next_sample,
+        });
+        let plan = prefill::plan(queued, &free, self.config.max_prefill_tokens);
+        if plan.rows.is_empty() {
+            return Vec::new();
+        }
+        let mut prompts = Vec::with_capacity(plan.rows.len());
+        let mut placed = Vec::new();
+        for row in &plan.rows {
+            let job = &mut self.queue[row.job];
+            prompts.push(job.prompt.clone());
+            for &slot in &row.slots {
+                placed.push((slot, new_sequence(job)));
                 job.next_sample += 1;
             }
-            rows.push((job.prompt.clone(), seqs));
-            if job.next_sample == job.params.n {
-                queue.pop_front();
-            }
         }
-        if rows.is_empty() {
+        while self
+            .queue
+            .front()
+            .is_some_and(|j| j.next_sample == j.params.n)
+        {
+            self.queue.pop_front();
+        }
+        let rows: Vec<&[u32]> = prompts.iter().map(|p| &p[..]).collect();
+        let packed = prefill::pack(&rows, &plan);
+        let slots = packed.dst.iter().max().map_or(0, |&s| s + 1);
+        if let Err(e) = self.reserve(slots, plan.width as i64) {
+            let requests = placed.iter().map(|(_, s)| (s.submission, s.request));
+            self.fail(requests.collect(), &e.to_string());
             return Vec::new();
         }
 
         let device = self.device();
-        let (b, t) = (rows.len() as i64, longest);
-        let mut ids = vec![0i64; (b * t) as usize];
-        let mut mask = vec![0i64; (b * t) as usize];
-        let (mut src, mut dst, mut last) = (Vec::new(), Vec::new(), Vec::new());
-        for (row, (prompt, seqs)) in rows.iter().enumerate() {
-            let start = row * t as usize;
-            for (j, &id) in prompt.iter().enumerate() {
-                ids[start + j] = i64::from(id);
-                mask[start + j] = 1;
-            }
-            last.push(row as i64 * t + prompt.len() as i64 - 1);
-            for (slot, _) in seqs {
-                src.push(row as i64);
-                dst.push(*slot as i64);
-            }
-        }
-        let ids = Tensor::from_slice(&ids).view([b, t]).to_device(device);
-        let mask = Tensor::from_slice(&mask).view([b, t]).to_device(device);
+        let (b, t) = (plan.rows.len() as i64, plan.width as i64);
+        let ids = Tensor::from_slice(&packed.ids)
+            .view([b, t])
+            .to_device(device);
+        let mask = Tensor::from_slice(&packed.mask)
+            .view([b, t])
+            .to_device(device);
         let positions = Tensor::arange(t, (Kind::Int64, device))
             .unsqueeze(0)
             .expand([b, t], false);
-        let pass = CachedPass::prefill(&mask, &src, &dst, self.model.sliding_window());
+        let window = self.model.sliding_window();
+        let pass = CachedPass::prefill(&mask, &packed.src, &packed.dst, window);
         let hidden = self
             .model
             .hidden_states_cached(&ids, &positions, &pass, &mut self.cache);
         let h = hidden.size()[2];
-        let last = Tensor::from_slice(&last).to_device(device);
-        let src = Tensor::from_slice(&src).to_device(device);
+        let last = Tensor::from_slice(&packed.last).to_device(device);
+        let src = Tensor::from_slice(&packed.src).to_device(device);
         let hidden = hidden
             .view([b * t, h])
             .index_select(0, &last)
             .index_select(0, &src);
 
-        let mut placed: Placed = rows.into_iter().flat_map(|(_, s)| s).collect();
-        self.sample_into(&hidden, placed.iter_mut().map(|(_, s)| Some(s)));
+        if let Err(e) = self.sample_into(&hidden, placed.iter_mut().map(|(_, s)| Some(s))) {
+            let requests = placed.iter().map(|(_, s)| (s.submission, s.request));
+            self.fail(requests.collect(), &e.to_string());
+            return Vec::new();
+        }
         let mut finished = Vec::new();
         for (slot, seq) in placed {
             match self.finished(&seq) {
@@ -492,11 +605,52 @@ impl Engine {
         finished
     }
 
+    /// Makes the cache hold slots `0..slots` and positions `0..len` (rounded up to a read
+    /// block); captured decode graphs point at the old tensors, so growth drops them.
+    fn reserve(&mut self, slots: i64, len: i64) -> Result<(), RolloutError> {
+        let grew = self
+            .cache
+            .reserve(slots, self.read_len(len))
+            .map_err(|e| RolloutError::Engine(e.to_string()))?;
+        if grew && let Some(graphs) = &mut self.graphs {
+            graphs.clear();
+        }
+        Ok(())
+    }
+
+    /// `len` positions rounded up to whole read blocks, within the cache's capacity.
+    fn read_len(&self, len: i64) -> i64 {
+        let blocks = (len.max(1) + KV_BLOCK - 1) / KV_BLOCK;
+        (blocks * KV_BLOCK).min(self.cache.capacity())
+    }
+
     /// One decode step for every slot up to the last busy one.
     fn decode(&mut self) -> Vec<(u64, Completion)> {
         let device = self.device();
+        let busy = self
+            .slots
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |i| i + 1);
+        let longest = self.slots[..busy]
+            .iter()
+            .flatten()
+            .map(Sequence::position)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let kv_len = self.read_len(longest);
+        let rows = match self.graphs {
+            Some(_) => graphs::padded_batch(busy, self.cache.slots()),
+            None => busy as i64,
+        };
+        if let Err(e) = self.reserve(rows, kv_len) {
+            let requests = self.slots.iter().flatten();
+            let requests = requests.map(|s| (s.submission, s.request)).collect();
+            self.fail(requests, &e.to_string());
+            return Vec::new();
+        }
         let mut slots = std::mem::take(&mut self.slots);
-        let busy = slots.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
         let ids: Vec<i64> = slots[..busy]
             .iter()
             .map(|s| {
@@ -508,8 +662,6 @@ impl Engine {
             .iter()
             .map(|s| s.as_ref().map_or(0, Sequence::position))
             .collect();
-        let longest = positions.iter().max().copied().unwrap_or(0) + 1;
-        let kv_len = ((longest + KV_BLOCK - 1) / KV_BLOCK * KV_BLOCK).min(self.cache.capacity());
         let graphed = match &mut self.graphs {
             Some(graphs) => {
                 let step = graphs.step(
@@ -536,7 +688,14 @@ impl Engine {
                 .hidden_states_cached(&ids, &positions.view([b, 1]), &pass, &mut self.cache)
                 .view([b, -1])
         });
-        self.sample_into(&hidden, slots[..busy].iter_mut().map(Option::as_mut));
+        let read = self.sample_into(&hidden, slots[..busy].iter_mut().map(Option::as_mut));
+        if let Err(e) = read {
+            let requests = slots.iter().flatten().map(|s| (s.submission, s.request));
+            let requests = requests.collect();
+            self.slots = slots;
+            self.fail(requests, &e.to_string());
+            return Vec::new();
+        }
         let mut finished = Vec::new();
         for slot in &mut slots[..busy] {
             if let Some(done) = slot.as_ref().and_then(|s| self.finished(s)) {
@@ -549,12 +708,13 @@ impl Engine {
     }
 
     /// Samples the next token of each sequence from its final hidden state (`hidden` `[b, h]`,
-    /// one row per item; `None` rows are idle) and appends it with its log-prob.
+    /// one row per item; `None` rows are idle) and appends it with its log-prob. When the
+    /// sampled tokens cannot be read, no sequence changes.
     fn sample_into<'a>(
         &self,
         hidden: &Tensor,
         seqs: impl Iterator<Item = Option<&'a mut Sequence>>,
-    ) {
+    ) -> Result<(), RolloutError> {
         let mut seqs: Vec<Option<&mut Sequence>> = seqs.collect();
         let rows: Vec<RowSampling> = seqs
             .iter_mut()
@@ -564,17 +724,23 @@ impl Engine {
             })
             .collect();
         let logits = hidden.matmul(&self.model.lm_head().tr());
-        let sampled = sample(&logits, &rows);
-        let tokens =
-            Vec::<i64>::try_from(sampled.tokens.to_device(Device::Cpu)).unwrap_or_default();
-        let logprobs =
-            Vec::<f32>::try_from(sampled.logprobs.to_device(Device::Cpu)).unwrap_or_default();
-        for ((seq, token), logprob) in seqs.into_iter().zip(tokens).zip(logprobs) {
+        let mut sampled = sample(&logits, &rows);
+        match self.read_fault.get() {
+            Some(0) => {
+                self.read_fault.set(None);
+                sampled.tokens = sampled.tokens.unsqueeze(0);
+            }
+            Some(n) => self.read_fault.set(Some(n - 1)),
+            None => {}
+        }
+        let read = sampled.read(rows.len(), self.vocab)?;
+        for (seq, (token, logprob)) in seqs.into_iter().zip(read) {
             if let Some(seq) = seq {
-                seq.tokens.push(token as u32);
+                seq.tokens.push(token);
                 seq.logprobs.push(logprob);
             }
         }
+        Ok(())
     }
 
     /// `seq` as a completion (with its submission) if its last token ended it.

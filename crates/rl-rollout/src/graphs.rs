@@ -4,7 +4,9 @@
 //! ride along, their outputs ignored) and each (batch, cache-read length) pair gets its own
 //! graph, captured the first time it is needed, all sharing one memory pool. Inputs are copied
 //! into the graph's static tensors before each replay; the weights and the KV cache are the
-//! engine's own tensors, so in-place weight updates reach the graphs.
+//! engine's own tensors, so in-place weight updates reach the graphs; when the cache grows its
+//! tensors are replaced, and the engine drops every graph to be captured again on the new ones
+//! (growth stops once the work is steady, so steady-state decode replays).
 
 use std::collections::HashMap;
 
@@ -42,6 +44,11 @@ impl DecodeGraphs {
         }
     }
 
+    /// Drops every captured step: the cache they read was replaced.
+    pub(crate) fn clear(&mut self) {
+        self.steps.clear();
+    }
+
     /// Final hidden states `[ids.len(), hidden]` of one decode step of slots `0..ids.len()`
     /// (`ids`, `positions` per slot), reading `kv_len` cache positions.
     pub(crate) fn step(
@@ -53,7 +60,7 @@ impl DecodeGraphs {
         kv_len: i64,
     ) -> Result<Tensor, GraphError> {
         let busy = ids.len() as i64;
-        let b = (busy as u64).next_power_of_two().min(cache.slots() as u64) as i64;
+        let b = padded_batch(ids.len(), cache.slots());
         let pad = |v: &[i64]| {
             let mut v = v.to_vec();
             v.resize(b as usize, 0);
@@ -109,6 +116,12 @@ impl DecodeGraphs {
         self.steps.insert((b, kv_len), step);
         Ok(out)
     }
+}
+
+/// The batch a decode step of `busy` slots runs at: rounded up to a power of two, at most
+/// `max_slots`. The cache must hold that many slots.
+pub(crate) fn padded_batch(busy: usize, max_slots: i64) -> i64 {
+    (busy as u64).next_power_of_two().min(max_slots as u64) as i64
 }
 
 /// Whether decode steps on `device` can be captured (a CUDA device and a build with the shim).

@@ -6,6 +6,7 @@ pub mod engine;
 mod error;
 mod graphs;
 mod params;
+mod prefill;
 pub mod remote;
 mod request;
 pub mod sampler;

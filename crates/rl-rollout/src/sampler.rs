@@ -5,7 +5,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::SamplingParams;
+use crate::{RolloutError, SamplingParams};
 
 /// One row's settings for one step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,6 +54,43 @@ pub struct Sampled {
     /// `[b]` f32: `log_softmax(logits / T)` at the token (`T = 1` for greedy rows), before
     /// truncation.
     pub logprobs: Tensor,
+}
+
+impl Sampled {
+    /// The `rows` tokens and their log-probs, read to the host. A failed read (a device error
+    /// surfaces at this first synchronisation), a row count other than `rows` or a token
+    /// outside `0..vocab` is an error: the caller fails the rows' requests rather than decode
+    /// from made-up tokens.
+    pub fn read(&self, rows: usize, vocab: i64) -> Result<Vec<(u32, f32)>, RolloutError> {
+        let fail = |what: String| RolloutError::Engine(format!("cannot read sampled {what}"));
+        let tokens = self
+            .tokens
+            .f_to_device(Device::Cpu)
+            .and_then(|t| Vec::<i64>::try_from(&t))
+            .map_err(|e| fail(format!("tokens: {e}")))?;
+        let logprobs = self
+            .logprobs
+            .f_to_device(Device::Cpu)
+            .and_then(|t| Vec::<f32>::try_from(&t))
+            .map_err(|e| fail(format!("log-probs: {e}")))?;
+        if tokens.len() != rows || logprobs.len() != rows {
+            return Err(fail(format!(
+                "rows: {} tokens and {} log-probs for {rows} rows",
+                tokens.len(),
+                logprobs.len()
+            )));
+        }
+        tokens
+            .into_iter()
+            .zip(logprobs)
+            .map(|(token, logprob)| match u32::try_from(token) {
+                Ok(t) if token < vocab => Ok((t, logprob)),
+                _ => Err(fail(format!(
+                    "tokens: id {token} is outside the vocabulary of {vocab}"
+                ))),
+            })
+            .collect()
+    }
 }
 
 /// Draws one token per row of `logits` `[b, vocab]` with the settings `rows` (`b` of them).
@@ -229,6 +266,27 @@ mod tests {
         let tempered: Vec<f64> = p.iter().map(|x: &f64| x.sqrt()).collect();
         let want = (tempered[3] / tempered.iter().sum::<f64>()).ln();
         assert!((s.logprobs.double_value(&[0]) - want).abs() < 1e-6);
+    }
+
+    #[test]
+    fn reading_checks_the_shape_rows_and_vocabulary() {
+        let s = sample(&logits(&[0.1, 0.6, 0.3]), &[row(0.0, 0, 1.0, 0.0, 0.0)]);
+        let read = s.read(1, 3).unwrap_or_default();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].0, 1);
+        let message = |s: &Sampled, rows, vocab| {
+            s.read(rows, vocab)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(message(&s, 2, 3).contains("1 tokens and 1 log-probs for 2 rows"));
+        assert!(message(&s, 1, 1).contains("id 1 is outside the vocabulary of 1"));
+        let flat = Sampled {
+            tokens: s.tokens.unsqueeze(0),
+            logprobs: s.logprobs.shallow_clone(),
+        };
+        assert!(message(&flat, 1, 3).contains("cannot read sampled tokens"));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! libtorch tensors are not `Sync` and grad mode is per thread, so the engine never leaves its
 //! thread: callers talk to it through a command channel, and completions stream back on a
 //! tokio channel as they finish. New requests join the running batch between decode steps;
-//! weight updates wait until the batch in flight drains, so a completion never mixes versions.
+//! weight updates wait until the batch in flight drains, so a completion never mixes versions
+//! (an empty update, or one with a NaN or an infinity, is refused at once).
 
 use std::{
     future::Future,
@@ -26,7 +27,7 @@ use crate::{Engine, Event, GenerateRequest, RolloutError};
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Completions of one `generate` call, streamed as they finish; the stream ends when all of
-/// them (and any refusals) have arrived. Dropping it cancels what is left.
+/// them (and any refusals) have arrived. Dropping it cancels what is left within a decode step.
 pub type EventStream = tmpsc::UnboundedReceiver<Event>;
 
 /// Named tensors of a weight update (HF names, as in the checkpoint).
@@ -206,7 +207,10 @@ fn serve(mut engine: Engine, inbox: &mpsc::Receiver<Command>, version: &AtomicU6
         };
         match next {
             Ok(Command::Generate(requests, events)) => waiting.push((requests, events)),
-            Ok(Command::UpdateWeights(v, tensors, reply)) => updates.push((v, tensors, reply)),
+            Ok(Command::UpdateWeights(v, tensors, reply)) => match check_update(&tensors) {
+                Ok(()) => updates.push((v, tensors, reply)),
+                Err(e) => drop(reply.send(Err(e))),
+            },
             Err(mpsc::TryRecvError::Disconnected) => open = false,
             Err(mpsc::TryRecvError::Empty) => {}
         }
@@ -220,7 +224,9 @@ fn serve(mut engine: Engine, inbox: &mpsc::Receiver<Command>, version: &AtomicU6
         if updates.is_empty() {
             // A pending update holds new submissions back so the batch drains.
             for (requests, events) in waiting.drain(..) {
-                engine.submit(&requests, Box::new(move |e| events.send(e).is_ok()));
+                if !events.is_closed() {
+                    engine.submit(&requests, events.into());
+                }
             }
         }
         if !engine.is_idle()
@@ -229,6 +235,33 @@ fn serve(mut engine: Engine, inbox: &mpsc::Receiver<Command>, version: &AtomicU6
             engine.fail_all(&format!("generation failed: {}", panic_message(&panic)));
         }
     }
+}
+
+/// Refuses, before it waits for the batch in flight, an update that must not be applied: one
+/// without tensors (it would only bump the version) or one holding a NaN or an infinity (the
+/// replica would then sample garbage without an error). Names the first offending tensor.
+pub(crate) fn check_update(tensors: &NamedTensors) -> Result<(), RolloutError> {
+    if tensors.is_empty() {
+        return Err(RolloutError::Weights(
+            "the update is empty: send at least one tensor (a version alone changes no weight)"
+                .into(),
+        ));
+    }
+    for (name, tensor) in tensors {
+        let bad = tensor
+            .f_isfinite()
+            .and_then(|finite| finite.f_logical_not())
+            .and_then(|bad| bad.f_sum(tch::Kind::Int64))
+            .and_then(|count| count.f_int64_value(&[]))
+            .map_err(|e| RolloutError::Weights(format!("{name}: cannot check its values: {e}")))?;
+        if bad > 0 {
+            return Err(RolloutError::Weights(format!(
+                "{name}: {bad} of its {} values are NaN or infinite; send finite weights",
+                tensor.numel()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The message of a caught panic (libtorch errors surface as panics in tch).

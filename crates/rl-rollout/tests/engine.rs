@@ -358,3 +358,107 @@ fn fixed_shape_decode_of_the_cuda_graph_path_gives_the_same_tokens() {
         }
     }
 }
+
+/// Runs `requests` on a two-slot tiny engine whose read of sampled tokens fails after `good`
+/// good ones. On its own thread, so a panic or an engine that never goes idle fails the test
+/// instead of stalling it.
+fn run_with_a_failed_read(
+    good: u32,
+    requests: Vec<rl_rollout::GenerateRequest>,
+) -> (Vec<rl_rollout::Completion>, Vec<rl_rollout::RequestError>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let config = EngineConfig {
+            max_batch: 2,
+            ..EngineConfig::default()
+        };
+        let mut engine = tiny_engine("tiny-llama", config);
+        engine.fail_sample_read_after(good);
+        let out = run(&mut engine, &requests);
+        let _ = tx.send((out, engine.is_idle()));
+    });
+    let (out, idle) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the engine panicked or never finished");
+    assert!(idle, "the engine still holds work");
+    out
+}
+
+#[test]
+fn a_failed_read_of_sampled_tokens_fails_its_batch_and_the_rest_is_served() {
+    let requests = || {
+        vec![
+            request(PROMPTS[0], greedy(10)),
+            request(PROMPTS[1], SamplingParams { n: 2, ..greedy(10) }),
+            request(PROMPTS[3], greedy(4)),
+        ]
+    };
+    // Prefill of requests 0 and 1 (two slots), two decode steps, then a failed decode read:
+    // both requests in the batch fail, the third one is served after them.
+    let (done, refused) = run_with_a_failed_read(3, requests());
+    let failed: Vec<_> = refused.iter().map(|e| e.request).collect();
+    assert_eq!(failed, [0, 1]);
+    assert!(
+        refused[0].message.contains("cannot read sampled tokens"),
+        "{}",
+        refused[0].message
+    );
+    assert_eq!(done.len(), 1);
+    assert_eq!((done[0].request, done[0].token_ids.len()), (2, 4));
+
+    // The first read fails: the prefill's requests fail; request 1's second sample, which
+    // waited for a slot, goes with it.
+    let (done, refused) = run_with_a_failed_read(0, requests());
+    let failed: Vec<_> = refused.iter().map(|e| e.request).collect();
+    assert_eq!(failed, [0, 1]);
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].token_ids.len(), 4);
+}
+
+#[test]
+fn the_cache_grows_with_the_work_not_with_the_limits() {
+    // Defaults: 64 slots of the model's whole context (256 positions).
+    let mut engine = tiny_engine("tiny-llama", EngineConfig::default());
+    assert_eq!((engine.max_batch(), engine.max_seq_len()), (64, 256));
+    // 2 layers × keys and values × 2 heads × 16 dims × 4 bytes.
+    let per_token = rl_model::CacheShape {
+        layers: 2,
+        kv_heads: 2,
+        head_dim: 16,
+    }
+    .bytes_per_token(Kind::Float);
+    assert_eq!(engine.cache_bytes(), 0, "nothing before any work");
+
+    let (done, _) = run(&mut engine, &[request(&[5, 9, 14, 20], greedy(8))]);
+    assert_eq!(done.len(), 1);
+    // One slot of one 64-position read block, not 64 × 256.
+    assert_eq!(engine.cache_bytes(), 64 * per_token);
+
+    // Eight prompts in flight and longer completions: it grows to what they use.
+    let requests: Vec<_> = (0..8).map(|i| request(&[5 + i, 9], greedy(100))).collect();
+    let (done, _) = run(&mut engine, &requests);
+    assert_eq!(done.len(), 8);
+    assert!(done.iter().all(|c| c.token_ids.len() == 100));
+    assert_eq!(engine.cache_bytes(), 8 * 128 * per_token);
+}
+
+#[test]
+fn an_absurd_max_batch_is_a_clear_error() {
+    let loaded = rl_model::hf::load_dir(
+        &common::tiny_model_dir("tiny-llama"),
+        tch::Device::Cpu,
+        Kind::Float,
+    )
+    .unwrap();
+    let tokenizer = rl_model::tokenizer::Tokenizer::numbered(128, 2).unwrap();
+    let config = EngineConfig {
+        max_batch: 1_000_000_000_000,
+        ..EngineConfig::default()
+    };
+    let err = rl_rollout::Engine::new(loaded, tokenizer, config).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("max_batch = 1000000000000: completions decoded together must be 1 to 65536"),
+        "{err}"
+    );
+}

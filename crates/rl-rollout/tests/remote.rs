@@ -187,6 +187,13 @@ fn random(shape: &[i64], kind: Kind, seed: i64) -> Tensor {
     Tensor::randn(shape, (Kind::Float, Device::Cpu)).to_kind(kind)
 }
 
+/// `len` ones in `kind`, the middle one `value`.
+fn with_one(len: i64, kind: Kind, value: f64) -> Tensor {
+    let t = Tensor::ones([len], (kind, Device::Cpu));
+    let _ = t.get(len / 2).fill_(value);
+    t
+}
+
 fn new_weights() -> NamedTensors {
     vec![
         // 32 KiB in f32: split into 33 chunks of at most 1000 bytes.
@@ -260,6 +267,26 @@ async fn refused_updates_keep_the_old_weights() {
             vec![("lm_head.weight".into(), head())],
             "version 3 is not newer than the current version 3",
         ),
+        (
+            4,
+            vec![
+                ("lm_head.weight".into(), head()),
+                (
+                    "model.norm.weight".into(),
+                    with_one(64, Kind::Float, f64::NAN),
+                ),
+            ],
+            "model.norm.weight: 1 of its 64 values are NaN or infinite",
+        ),
+        (
+            4,
+            vec![(
+                "model.embed_tokens.weight".into(),
+                with_one(128 * 64, Kind::BFloat16, f64::INFINITY).view([128, 64]),
+            )],
+            "model.embed_tokens.weight: 1 of its 8192 values are NaN or infinite",
+        ),
+        (4, vec![], "the update is empty"),
     ];
     for (version, tensors, needle) in cases {
         let err = remote.update_weights(version, tensors).await.unwrap_err();
@@ -274,6 +301,67 @@ async fn refused_updates_keep_the_old_weights() {
             "the old weights stay"
         );
     }
+}
+
+/// A two-slot worker over the tiny Llama with a 32768-token context (same weights), in a
+/// temporary folder: one completion that long decodes for minutes on a CPU.
+fn long_context_worker() -> (tempfile::TempDir, Arc<LocalWorker>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = common::tiny_model_dir("tiny-llama");
+    std::fs::copy(
+        fixture.join("model.safetensors"),
+        tmp.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(fixture.join("config.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    config["max_position_embeddings"] = 32768.into();
+    std::fs::write(tmp.path().join("config.json"), config.to_string()).unwrap();
+    let dir = tmp.path().to_owned();
+    let worker = LocalWorker::spawn("long-worker", move || {
+        let config = EngineConfig {
+            max_batch: 2,
+            max_seq_len: Some(32768),
+            ..EngineConfig::default()
+        };
+        Ok(common::engine_at(&dir, config, 2))
+    })
+    .unwrap();
+    (tmp, Arc::new(worker))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_generate_frees_the_worker_for_updates_and_new_calls() {
+    let (_tmp, worker) = long_context_worker();
+    let addr = serve(worker, ServerOptions::default()).await;
+    let remote = connect(&addr, ClientOptions::default()).await;
+    let long = SamplingParams {
+        n: 2,
+        ..greedy(30_000)
+    };
+    let mut stream = remote
+        .generate(vec![request(&[5, 9, 14], long)])
+        .await
+        .unwrap();
+    // Let both slots start decoding, then walk away: the call is cancelled.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(stream.try_recv().is_err(), "the long call is still running");
+    drop(stream);
+
+    // An update waits for the batch in flight, and the cancelled batch is gone within a
+    // decode step or two: seconds at most, where finishing it would take minutes.
+    let prompt = Duration::from_secs(20);
+    let update = tokio::time::timeout(prompt, remote.update_weights(1, new_weights())).await;
+    update
+        .expect("the update waited for the cancelled generation")
+        .unwrap();
+    // Both slots are free again: a new call fills them and finishes.
+    let (done, refused) = tokio::time::timeout(prompt, run(&remote, probe()))
+        .await
+        .expect("a new call waited for the cancelled generation");
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(done.len(), 2);
+    assert!(done.iter().all(|c| c.policy_version == 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,7 +72,11 @@ async fn completions_stream_back_and_updates_bump_the_version() {
     let after = collect(worker.generate(requests(1, 3)).await.unwrap()).await;
     assert_eq!(after[0].as_ref().unwrap().policy_version, 5);
 
-    let bad = worker.update_weights(5, vec![]).await.unwrap_err();
+    let head = Tensor::randn([128, 64], (Kind::Float, tch::Device::Cpu));
+    let bad = worker
+        .update_weights(5, vec![("lm_head.weight".into(), head)])
+        .await
+        .unwrap_err();
     assert!(bad.to_string().contains("version 5 is not newer"), "{bad}");
 }
 

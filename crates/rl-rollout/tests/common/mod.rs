@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rl_model::tokenizer::Tokenizer;
 use rl_rollout::{
@@ -25,8 +25,12 @@ pub fn tiny_engine(name: &str, config: EngineConfig) -> Engine {
 
 /// [`tiny_engine`] whose tokenizer's EOS is token `eos`.
 pub fn tiny_engine_with_eos(name: &str, config: EngineConfig, eos: u32) -> Engine {
-    let loaded = rl_model::hf::load_dir(&tiny_model_dir(name), Device::Cpu, Kind::Float)
-        .expect("tiny model loads");
+    engine_at(&tiny_model_dir(name), config, eos)
+}
+
+/// An f32 CPU engine over the HF folder `dir` of a tiny model, with EOS token `eos`.
+pub fn engine_at(dir: &Path, config: EngineConfig, eos: u32) -> Engine {
+    let loaded = rl_model::hf::load_dir(dir, Device::Cpu, Kind::Float).expect("tiny model loads");
     let vocab = loaded.model.lm_head().size()[0] as u32;
     Engine::new(
         loaded,
