@@ -103,6 +103,13 @@ fn toml_syntax_errors_carry_line_and_column() {
 }
 
 #[test]
+fn rollout_max_batch_is_bounded() {
+    let msg = message("[rollout]\nmax_batch = 1000000\n", &[]);
+    assert!(msg.contains("rollout.max_batch = 1000000: must be 1 to 65536"), "{msg}");
+    assert!(load("[rollout]\nmax_batch = 65536\n", &[]).is_ok());
+}
+
+#[test]
 fn errors_about_huge_values_stay_short() {
     let huge = "x".repeat(50 << 20);
     for (text, overrides) in [
@@ -267,7 +274,7 @@ fn eval_and_rollout_capacity_keys_are_parsed_and_validated() {
         ),
         (
             &["rollout.max_batch=0"],
-            "rollout.max_batch = 0: must be at least 1",
+            "rollout.max_batch = 0: must be 1 to 65536",
         ),
         (
             &["rollout.max_seq_len=1"],

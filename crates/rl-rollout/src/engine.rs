@@ -24,9 +24,9 @@ use crate::{
     stop::StopCondition,
 };
 
-/// Most completions an engine decodes together ([`EngineConfig::max_batch`]): far beyond what
-/// one device decodes at once, low enough that the slot table is cheap and a typo is caught.
-pub const MAX_BATCH: i64 = 65_536;
+/// Most completions an engine decodes together ([`EngineConfig::max_batch`]), as the config
+/// bounds `rollout.max_batch`.
+pub const MAX_BATCH: i64 = rl_core::config::MAX_BATCH as i64;
 
 /// Sizes of the engine's batch and cache.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -41,7 +41,7 @@ pub use model::{ModelConfig, SMOLLM2_135M};
 pub use placement::{Backend, PlacementConfig};
 pub use preference::PreferenceConfig;
 pub use reward::{RewardConfig, RewardKind, VerifierKind, is_tag_name};
-pub use rollout::RolloutConfig;
+pub use rollout::{MAX_BATCH, RolloutConfig};
 pub use run::{RunConfig, Trainer};
 pub use validate::Violation;
 

@@ -4,6 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use super::validate::Validator;
 
+/// Most completions an engine decodes together: far beyond what one device decodes at once,
+/// low enough that the slot table is cheap and a typo is caught.
+pub const MAX_BATCH: u32 = 65_536;
+
 /// `[rollout]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -22,7 +26,8 @@ pub struct RolloutConfig {
     pub top_p: f64,
     /// Keep only the k most likely tokens; 0 = off.
     pub top_k: u32,
-    /// Completions each rollout worker decodes together (the KV cache's slots).
+    /// Completions each rollout worker decodes together (the KV cache's slots), 1 to
+    /// [`MAX_BATCH`].
     pub max_batch: u32,
     /// Prompt plus completion tokens per sequence (the KV cache's capacity); 0 = the model's
     /// context, at most 2048.
@@ -59,7 +64,9 @@ impl RolloutConfig {
         v.closed_range("rollout.temperature", self.temperature, 0.0, 100.0);
         let ok = self.top_p > 0.0 && self.top_p <= 1.0;
         v.require(ok, "rollout.top_p", self.top_p, "must be in (0, 1]");
-        v.at_least_one("rollout.max_batch", self.max_batch.into());
+        let ok = (1..=MAX_BATCH).contains(&self.max_batch);
+        let rule = format!("must be 1 to {MAX_BATCH}");
+        v.require(ok, "rollout.max_batch", self.max_batch, rule);
         if self.max_seq_len > 0 {
             v.require(
                 self.max_seq_len >= 2,
