@@ -105,7 +105,10 @@ fn toml_syntax_errors_carry_line_and_column() {
 #[test]
 fn rollout_max_batch_is_bounded() {
     let msg = message("[rollout]\nmax_batch = 1000000\n", &[]);
-    assert!(msg.contains("rollout.max_batch = 1000000: must be 1 to 65536"), "{msg}");
+    assert!(
+        msg.contains("rollout.max_batch = 1000000: must be 1 to 65536"),
+        "{msg}"
+    );
     assert!(load("[rollout]\nmax_batch = 65536\n", &[]).is_ok());
 }
 

@@ -24,6 +24,9 @@ use crate::{
     stop::StopCondition,
 };
 
+/// A sequence that stopped: its submission, and its completion or why it has none.
+type Finished = (u64, Result<Completion, RequestError>);
+
 /// Most completions an engine decodes together ([`EngineConfig::max_batch`]), as the config
 /// bounds `rollout.max_batch`.
 pub const MAX_BATCH: i64 = rl_core::config::MAX_BATCH as i64;
@@ -371,7 +374,10 @@ impl Engine {
             finished.extend(self.decode());
         }
         for (id, completion) in finished {
-            self.deliver(id, completion);
+            match completion {
+                Ok(completion) => self.deliver(id, completion),
+                Err(e) => self.fail(BTreeSet::from([(id, e.request)]), &e.message),
+            }
         }
     }
 
@@ -528,7 +534,7 @@ impl Engine {
 
     /// Moves queued completions into free slots, prefilling each prompt once, and samples their
     /// first tokens. A failed sampling read fails the requests of the new sequences.
-    fn prefill(&mut self) -> Vec<(u64, Completion)> {
+    fn prefill(&mut self) -> Vec<Finished> {
         let free: Vec<usize> = (0..self.slots.len())
             .filter(|&i| self.slots[i].is_none())
             .collect();
@@ -625,7 +631,7 @@ impl Engine {
     }
 
     /// One decode step for every slot up to the last busy one.
-    fn decode(&mut self) -> Vec<(u64, Completion)> {
+    fn decode(&mut self) -> Vec<Finished> {
         let device = self.device();
         let busy = self
             .slots
@@ -744,12 +750,19 @@ impl Engine {
     }
 
     /// `seq` as a completion (with its submission) if its last token ended it.
-    fn finished(&self, seq: &Sequence) -> Option<(u64, Completion)> {
+    fn finished(&self, seq: &Sequence) -> Option<Finished> {
         let finish_reason = seq.stop.check(&seq.tokens, &self.tokenizer)?;
-        let text = self.tokenizer.decode(&seq.tokens, true).unwrap_or_default();
+        let text = match self.tokenizer.decode(&seq.tokens, true) {
+            Ok(text) => text,
+            Err(e) => {
+                let message = format!("cannot decode the completion's tokens: {e}");
+                let request = seq.request;
+                return Some((seq.submission, Err(RequestError { request, message })));
+            }
+        };
         Some((
             seq.submission,
-            Completion {
+            Ok(Completion {
                 request: seq.request,
                 sample: seq.sample,
                 prompt_ids: seq.prompt.to_vec(),
@@ -758,7 +771,7 @@ impl Engine {
                 finish_reason,
                 logprobs: seq.logprobs.clone(),
                 policy_version: self.version,
-            },
+            }),
         ))
     }
 }
