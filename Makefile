@@ -13,10 +13,11 @@ train: build
 	$(TORCH) target/release/rl train $(CONFIG) $(ARGS)
 
 ## test: build and run the whole test suite (unit, integration, end-to-end, TensorBoard read-back);
-## first fetches the SmolLM2-135M GGUF test model into the cache (scripts/fetch-model.sh, once),
-## saves its tokenizer as an HF directory there (scripts/parity/make_tokenizer_reference.py) and
+## first installs Gloo's headers if missing (scripts/system-deps.sh), fetches the SmolLM2-135M
+## GGUF test model into the cache (scripts/fetch-model.sh, once), saves its tokenizer as an HF directory there (scripts/parity/make_tokenizer_reference.py) and
 ## fetches the all-MiniLM-L6-v2 BERT encoder the reward-model tests use (scripts/fetch-minilm.sh)
 test:
+	scripts/system-deps.sh
 	$(TORCH) python scripts/parity/make_tokenizer_reference.py >/dev/null
 	gguf=$$(scripts/fetch-model.sh) && minilm=$$(scripts/fetch-minilm.sh) && \
 	  RL_SMOLLM2_GGUF="$$gguf" RL_MINILM_DIR="$$minilm" $(TORCH) cargo test --workspace --all-targets

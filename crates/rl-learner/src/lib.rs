@@ -4,11 +4,12 @@
 //! instead of corrupting the weights. Its optimiser state is saved and restored exactly. It scores
 //! batches without gradient ([`reference_logprobs`], [`Learner::logprobs`]) at the sampling
 //! temperature. It also trains reward models on preference pairs ([`reward_model`],
-//! Bradley–Terry).
+//! Bradley–Terry). Data-parallel ranks sum their gradients through libtorch's c10d ([`group`]).
 
 pub mod experience;
 mod fused_adamw;
 pub mod grad;
+pub mod group;
 mod learner;
 mod logprobs;
 pub mod master;

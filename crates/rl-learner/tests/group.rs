@@ -1,0 +1,153 @@
+//! The learner group across real processes: two ranks (this test binary run again as the
+//! ignored test `rank`, one process each) meet through libtorch's TCP store from the launcher
+//! variables (`MASTER_ADDR`, `MASTER_PORT`, `RANK`, `WORLD_SIZE`) and, over Gloo:
+//!
+//! - sum and broadcast tensors of mixed shapes;
+//! - sum the gradients of their halves of a batch on a tiny Llama into the whole batch's
+//!   gradient, within 1e-5 (f32, CPU);
+//! - after the same step from those gradients, hold the same weights (equal fingerprints).
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    net::TcpListener,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use rl_learner::group::{Backend, ProcessGroup, Rendezvous, fingerprint};
+use rl_model::{arch::ArchConfig, logprobs::DEFAULT_CHUNK_TOKENS, token_logprobs};
+use tch::{Device, Kind, Tensor, nn::VarStore};
+
+#[test]
+fn two_ranks_sum_broadcast_and_agree_on_gradients_and_weights() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut children: Vec<_> = (0..2)
+        .map(|rank| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["rank", "--exact", "--ignored", "--nocapture"])
+                .env("WORLD_SIZE", "2")
+                .env("RANK", rank.to_string())
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", port.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
+        if Instant::now() > deadline {
+            for c in &mut children {
+                let _ = c.kill();
+            }
+            panic!("the ranks did not finish within 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (rank, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "rank {rank} failed:\n{text}");
+        assert!(text.contains("rank checks passed"), "rank {rank}:\n{text}");
+    }
+}
+
+#[test]
+#[ignore = "one rank of the group: two_ranks_sum_broadcast_and_agree_on_gradients_and_weights runs it in its own process"]
+fn rank() {
+    let rendezvous = Rendezvous::from_env()
+        .unwrap()
+        .expect("WORLD_SIZE, RANK, MASTER_ADDR and MASTER_PORT, as the two-rank test sets them");
+    let group = ProcessGroup::join(&rendezvous, Backend::Gloo, Duration::from_secs(60)).unwrap();
+    let (rank, world) = (group.rank(), group.world());
+    assert_eq!(world, 2);
+
+    // Sums and broadcasts of tensors of mixed shapes, as one flat buffer.
+    let a = Tensor::full([2, 3], (rank + 1) as f64, (Kind::Float, Device::Cpu));
+    let b = Tensor::from_slice(&[rank as f32, 10.0]);
+    group
+        .all_reduce_sum(&[a.shallow_clone(), b.shallow_clone()])
+        .unwrap();
+    assert_eq!(Vec::<f32>::try_from(a.reshape([-1])).unwrap(), vec![3.0; 6]);
+    assert_eq!(Vec::<f32>::try_from(&b).unwrap(), vec![1.0, 20.0]);
+    let c = Tensor::from_slice(&[rank as f32 * 10.0 + 1.0]);
+    group.broadcast(&[c.shallow_clone()], 0).unwrap();
+    assert_eq!(Vec::<f32>::try_from(&c).unwrap(), vec![1.0]);
+    let mixed = [a.shallow_clone(), Tensor::from_slice(&[1i64])];
+    assert!(
+        group.all_reduce_sum(&mixed).is_err(),
+        "mixed dtypes are refused"
+    );
+
+    // The same random model on every rank (same seed), and the same batch of 4 sequences.
+    tch::manual_seed(0);
+    let config = ArchConfig::from_json(serde_json::json!({"model_type": "llama", "vocab_size": 16,
+        "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "num_key_value_heads": 1}))
+    .unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    let model = config.build(&vs.root()).unwrap();
+    let ids = Tensor::randint(16, [4, 6], (Kind::Int64, Device::Cpu));
+    let mask = Tensor::ones([4, 6], (Kind::Int64, Device::Cpu));
+    let params: Vec<Tensor> = vs.trainable_variables();
+    let tokens = 4.0 * 5.0;
+    // −(sum of the rows' log-probs) / all tokens of the batch, so shard losses add up.
+    let gradient = |rows: &[i64]| {
+        for p in &params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        let index = Tensor::from_slice(rows);
+        let stats = token_logprobs(
+            model.as_ref(),
+            &ids.index_select(0, &index),
+            &mask.index_select(0, &index),
+            1.0,
+            false,
+            DEFAULT_CHUNK_TOKENS,
+        );
+        (stats.logprobs.sum(Kind::Float) * (-1.0 / tokens)).backward();
+        params.iter().map(|p| p.grad().copy()).collect::<Vec<_>>()
+    };
+    let whole = gradient(&[0, 1, 2, 3]);
+    let shard: Vec<i64> = (0..4).filter(|i| *i as usize % world == rank).collect();
+    let summed = gradient(&shard);
+    group.all_reduce_sum(&summed).unwrap();
+    for (w, s) in whole.iter().zip(&summed) {
+        let diff = (w - s).abs().max().double_value(&[]);
+        assert!(
+            diff < 1e-5,
+            "rank {rank}: data-parallel gradient off by {diff}"
+        );
+    }
+
+    // The same step from the summed gradients leaves every rank with the same weights.
+    tch::no_grad(|| {
+        for (p, g) in params.iter().zip(&summed) {
+            let mut p = p.shallow_clone();
+            let _ = p.g_add_(&(g * -0.1));
+        }
+    });
+    let mine = fingerprint(&params).unwrap();
+    let theirs = Tensor::from_slice(&[mine as i64]);
+    group.broadcast(&[theirs.shallow_clone()], 0).unwrap();
+    assert_eq!(
+        theirs.int64_value(&[0]) as u64,
+        mine,
+        "rank {rank} holds other weights"
+    );
+    group.barrier().unwrap();
+    println!("rank checks passed");
+}
