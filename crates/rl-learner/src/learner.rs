@@ -13,6 +13,7 @@ use rl_model::{
 };
 use tch::{Kind, Tensor, nn::VarStore};
 
+use crate::group::ProcessGroup;
 use crate::{
     AdamW, AdamWConfig, grad, master::MasterWeights, optimizer::StateError, reference_logprobs,
     schedule::learning_rate,
@@ -31,6 +32,9 @@ pub enum LearnerError {
     /// A checkpoint's optimiser state does not fit.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A collective of the learner group failed (another rank died or timed out).
+    #[error("{0}")]
+    Group(String),
 }
 
 /// How an update runs (from `[learner]` and `[algorithm]`).
@@ -141,6 +145,7 @@ pub struct Learner {
     critic: Option<Critic>,
     settings: UpdateSettings,
     updates: u64,
+    group: Option<ProcessGroup>,
 }
 
 impl std::fmt::Debug for Learner {
@@ -193,7 +198,23 @@ impl Learner {
             critic: None,
             settings,
             updates: 0,
+            group: None,
         }
+    }
+
+    /// Makes this learner one rank of `group` (data parallelism). Every rank must be given the
+    /// same batches, targets and settings: each runs a contiguous share of every mini-batch's
+    /// rows, and the gradients and the loss metrics are summed over the ranks before each
+    /// optimiser step, whose normalisers count the whole mini-batch. So every rank takes the
+    /// step one learner would take on the whole mini-batch, and all hold the same weights.
+    pub fn with_group(mut self, group: ProcessGroup) -> Self {
+        self.group = Some(group);
+        self
+    }
+
+    /// The learner group this learner is a rank of, if any.
+    pub fn group(&self) -> Option<&ProcessGroup> {
+        self.group.as_ref()
     }
 
     /// Trains `critic` too, with its own AdamW at peak learning rate `lr` (same schedule).
@@ -463,6 +484,7 @@ impl Learner {
             "actor/zero_advantage_frac".to_owned(),
             inert as f64 / rows.len() as f64,
         )]);
+        let mut sums = BTreeMap::new();
         // The normalisers above still count the rows left out, so the loss is the same.
         let passed: Vec<i64> = match skip_inert {
             true => rows
@@ -476,6 +498,15 @@ impl Learner {
         if passed.is_empty() {
             return Ok(metrics);
         }
+        // In a group, this rank's share; a rank left without rows runs the first row with
+        // weight 0, so that every rank joins the sums below with the same gradients and keys.
+        let (passed, weight) = match &self.group {
+            None => (passed, 1.0),
+            Some(group) => match shard(&passed, group.rank(), group.world()) {
+                mine if mine.is_empty() => (passed[..1].to_vec(), 0.0),
+                mine => (mine, 1.0),
+            },
+        };
         let index = Tensor::from_slice(&passed).to_device(device);
         let lengths = Vec::<i64>::try_from(
             batch
@@ -530,7 +561,9 @@ impl Learner {
                 shared_prefix: self.settings.shared_prefix,
             };
             let _ = backward_token_loss(self.model.as_ref(), &ids, &attention, &pass, |stats| {
-                probe.observe(&stats.logprobs, &old, &mask);
+                if weight > 0.0 {
+                    probe.observe(&stats.logprobs, &old, &mask);
+                }
                 let result = algorithm.loss(&LossInputs {
                     logprobs: &stats.logprobs,
                     entropy: stats.entropy.as_ref(),
@@ -546,7 +579,7 @@ impl Learner {
                 });
                 // A refused loss still needs a differentiable scalar: zero gradients.
                 let scalar = match &result {
-                    Ok(loss) => loss.loss.shallow_clone(),
+                    Ok(loss) => &loss.loss * weight,
                     Err(_) => (&stats.logprobs * 0.0).sum(Kind::Float),
                 };
                 outcome = Some(result);
@@ -555,11 +588,50 @@ impl Learner {
             let loss = outcome
                 .ok_or_else(|| LearnerError::Batch("the loss was not computed".into()))??;
             for (k, v) in loss.metrics {
-                *metrics.entry(k).or_default() += v;
+                *sums.entry(k).or_default() += v * weight;
             }
         }
+        if let Some(group) = &self.group {
+            self.sum_over_ranks(group, &mut sums)?;
+        }
+        metrics.extend(sums);
         Ok(metrics)
     }
+
+    /// Sums the gradients (policy and critic) and the loss metrics `sums` over the ranks.
+    fn sum_over_ranks(
+        &self,
+        group: &ProcessGroup,
+        sums: &mut BTreeMap<String, f64>,
+    ) -> Result<(), LearnerError> {
+        let failed = |e: crate::group::GroupError| LearnerError::Group(e.to_string());
+        let critic = self.critic.iter().flat_map(|c| c.optimizer.params());
+        let grads: Vec<Tensor> = self
+            .optimizer
+            .params()
+            .chain(critic)
+            .map(|(_, p)| p.grad())
+            .filter(Tensor::defined)
+            .collect();
+        group.all_reduce_sum(&grads).map_err(failed)?;
+        let values = Tensor::from_slice(&sums.values().copied().collect::<Vec<f64>>());
+        group
+            .all_reduce_sum(std::slice::from_ref(&values))
+            .map_err(failed)?;
+        let values = Vec::<f64>::try_from(&values)
+            .map_err(|e| LearnerError::Group(format!("cannot read the summed metrics: {e}")))?;
+        for (v, total) in sums.values_mut().zip(values) {
+            *v = total;
+        }
+        Ok(())
+    }
+}
+
+/// Rank `rank`'s share of `rows` among `world` ranks: a contiguous block (groups packed
+/// together stay together), the first ranks taking one row more when they do not divide.
+fn shard(rows: &[i64], rank: usize, world: usize) -> Vec<i64> {
+    let per = rows.len().div_ceil(world.max(1));
+    rows.iter().skip(rank * per).take(per).copied().collect()
 }
 
 /// One micro-batch: its rows and the longest of their lengths.
@@ -679,6 +751,16 @@ fn check_shapes(batch: &Experience, targets: &Targets) -> Result<(), LearnerErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_are_contiguous_and_cover_every_row_once() {
+        let rows = [7, 3, 9, 1, 4];
+        let shards: Vec<Vec<i64>> = (0..2).map(|r| shard(&rows, r, 2)).collect();
+        assert_eq!(shards, [vec![7, 3, 9], vec![1, 4]]);
+        assert_eq!(shard(&rows[..1], 1, 2), Vec::<i64>::new());
+        let three: Vec<i64> = (0..3).flat_map(|r| shard(&rows, r, 3)).collect();
+        assert_eq!(three, rows);
+    }
 
     #[test]
     fn group_rows_puts_each_group_together_in_order_of_first_appearance() {

@@ -9,11 +9,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    net::TcpListener,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+mod support;
+
+use std::time::Duration;
 
 use rl_learner::group::{Backend, ProcessGroup, Rendezvous, fingerprint};
 use rl_model::{arch::ArchConfig, logprobs::DEFAULT_CHUNK_TOKENS, token_logprobs};
@@ -21,45 +19,7 @@ use tch::{Device, Kind, Tensor, nn::VarStore};
 
 #[test]
 fn two_ranks_sum_broadcast_and_agree_on_gradients_and_weights() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut children: Vec<_> = (0..2)
-        .map(|rank| {
-            Command::new(std::env::current_exe().unwrap())
-                .args(["rank", "--exact", "--ignored", "--nocapture"])
-                .env("WORLD_SIZE", "2")
-                .env("RANK", rank.to_string())
-                .env("MASTER_ADDR", "127.0.0.1")
-                .env("MASTER_PORT", port.to_string())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
-        if Instant::now() > deadline {
-            for c in &mut children {
-                let _ = c.kill();
-            }
-            panic!("the ranks did not finish within 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for (rank, child) in children.into_iter().enumerate() {
-        let out = child.wait_with_output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "rank {rank} failed:\n{text}");
-        assert!(text.contains("rank checks passed"), "rank {rank}:\n{text}");
-    }
+    support::run_ranks(2, Duration::from_secs(180));
 }
 
 #[test]

@@ -10,11 +10,8 @@ mod support;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use rl_algorithms::{Algorithm, AlgorithmError, Experience, Loss, LossInputs, Needs, Targets};
-use rl_learner::{
-    Learner,
-    experience::{self, Rollout},
-};
-use tch::{Device, Kind, Tensor};
+use rl_learner::Learner;
+use tch::{Kind, Tensor};
 
 fn learner(shared_prefix: bool) -> Learner {
     support::tiny_learner(Kind::Float, |s| {
@@ -75,24 +72,6 @@ impl Algorithm for GroupCentred {
     }
 }
 
-/// Three groups of two; `rewards` per row.
-fn batch(rewards: [f64; 6]) -> Experience {
-    let prompts: [&[u32]; 3] = [&[3, 4, 5], &[6, 7], &[8, 9, 10, 11]];
-    let responses: [&[u32]; 6] = [&[5, 6], &[7], &[5, 2, 9], &[9, 9], &[1], &[12, 13]];
-    let logprobs: Vec<Vec<f32>> = responses.iter().map(|r| vec![-1.0; r.len()]).collect();
-    let rollouts: Vec<Rollout<'_>> = (0..6)
-        .map(|i| Rollout {
-            prompt: prompts[i / 2],
-            response: responses[i],
-            logprobs: &logprobs[i],
-            reward: rewards[i],
-            group: (i / 2) as i64,
-            loss_mask: None,
-        })
-        .collect();
-    experience::build(&rollouts, 0, Device::Cpu).unwrap()
-}
-
 fn max_difference(a: &Learner, b: &Learner) -> f64 {
     a.weights()
         .iter()
@@ -121,7 +100,7 @@ fn sequences_without_advantage_are_skipped_and_the_update_is_the_same() {
         ];
         let mut moved = Vec::new();
         for rewards in batches {
-            let b = batch(rewards);
+            let b = support::three_groups(rewards, -1.0);
             let before: Vec<Tensor> = skipping.weights().iter().map(|(_, t)| t.copy()).collect();
             let (t1, t2) = (runs_all.targets(&b).unwrap(), skips.targets(&b).unwrap());
             let stats = all.update(&runs_all, &b, &t1).unwrap();
