@@ -3,7 +3,8 @@
 //! bit-identical to one run straight through; SIGINT saves a checkpoint and exits cleanly; a
 //! reward server that is not there stops the run with an error that names it; the loop's own
 //! keys (`[run]`, `[logging]`, `[checkpoint]`, `[eval]`, rollout workers, dtype) each show in
-//! the run directory when set off their defaults.
+//! the run directory when set off their defaults; `rl rollout-worker` processes at
+//! `placement.rollout_servers` generate the samples and take every weight sync.
 
 mod common;
 
@@ -14,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{repo, rl, stderr, stdout, tiny_chat_model};
+use common::{Served, repo, rl, stderr, stdout, tiny_chat_model};
 
 /// The tiny model, made once per test in `dir`.
 fn tiny(dir: &Path) -> PathBuf {
@@ -534,4 +535,88 @@ fn a_reward_server_that_goes_away_mid_run_stops_it_with_a_checkpoint() {
         run.join("checkpoints").read_dir().unwrap().next().is_some(),
         "a checkpoint was saved"
     );
+}
+
+#[test]
+fn rollout_worker_processes_generate_and_take_every_sync() {
+    const TOKEN: &str = "rollout-secret-5d1e";
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny(tmp.path());
+    let start = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rl"));
+        command
+            .args([
+                "rollout-worker",
+                "--listen",
+                "127.0.0.1:0",
+                "--device",
+                "cpu",
+            ])
+            .arg("--model")
+            .arg(&model)
+            .env("RL_ROLLOUT_TOKEN", TOKEN);
+        Served::start(command, tmp.path().join("worker.log"))
+    };
+    let workers = [start(), start()];
+    let servers: Vec<String> = workers
+        .iter()
+        .map(|w| format!("\"http://{}\"", w.addr))
+        .collect();
+    let mut args = short(&model, 2);
+    args.extend(sets(&[
+        &format!("placement.rollout_servers=[{}]", servers.join(", ")),
+        "eval.every=0",
+    ]));
+    let run = tmp.path().join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_rl"))
+        .current_dir(tmp.path())
+        .args(["train"])
+        .arg(repo().join("configs/grpo.toml"))
+        .arg("--run-dir")
+        .arg(&run)
+        .args(&args)
+        .env("RL_ROLLOUT_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\nworker log:\n{}",
+        stderr(&out),
+        workers[0].stderr()
+    );
+    let lines = metrics(&run);
+    let steps: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["step"].as_u64() > Some(0))
+        .collect();
+    assert_eq!(steps.len(), 2, "{lines:?}");
+    for line in &steps {
+        assert!(line["sync/bytes"].as_f64() > Some(0.0), "{line}");
+        assert_eq!(
+            line["rollout/policy_version_lag"].as_f64(),
+            Some(0.0),
+            "{line}"
+        );
+    }
+    // Step 2 sampled with the weights of step 1, which reached the worker processes.
+    assert_eq!(steps[1]["rollout/policy_version"].as_f64(), Some(1.0));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for worker in &workers {
+        let options = rl_rollout::remote::ClientOptions {
+            token: Some(TOKEN.into()),
+            ..Default::default()
+        };
+        let info = runtime
+            .block_on(async {
+                use rl_rollout::RolloutWorker;
+                let remote =
+                    rl_rollout::remote::RemoteWorker::connect(&worker.addr, options).await?;
+                remote.info().await
+            })
+            .unwrap();
+        assert_eq!(info.policy_version, 2, "{}", worker.addr);
+    }
+    for worker in workers {
+        worker.stop();
+    }
 }

@@ -267,7 +267,7 @@ const KEYS: &[(&str, &str, Effect)] = &[
     (
         "placement.rollout_servers",
         "[\"http://host:50051\"]",
-        Refused,
+        Run("tests/train.rs::rollout_worker_processes_generate_and_take_every_sync"),
     ),
     ("logging.tensorboard", "false", Run(LOOP)),
     ("logging.jsonl", "false", Run(LOOP)),

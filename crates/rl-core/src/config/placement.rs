@@ -1,8 +1,8 @@
 //! `[placement]`: how many of each role run, on which devices, in this process or elsewhere.
 //!
 //! The learner-group keys (`learners`, `backend`, `rendezvous`) belong to the distributed runtime;
-//! until it lands they take only their defaults, so a config that asks for more is refused rather
-//! than run on one learner without a word.
+//! until `rl train` starts learner ranks they take only their defaults, so a config that asks for
+//! more is refused rather than run on one learner without a word.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +43,9 @@ pub struct PlacementConfig {
     /// runtime.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rendezvous: Option<String>,
-    /// Addresses (`http://host:port`) of `rl rollout-worker` processes; empty = in-process workers.
+    /// Addresses (`http://host:port`) of `rl rollout-worker` processes serving the policy's
+    /// architecture, driven instead of in-process workers (their token: `$RL_ROLLOUT_TOKEN`);
+    /// empty = `rollout_workers` in-process workers.
     pub rollout_servers: Vec<String>,
 }
 
@@ -94,11 +96,11 @@ impl PlacementConfig {
                 "addresses must look like \"http://host:port\"",
             );
         }
-        v.not_yet(
-            self.rollout_servers.is_empty(),
-            "placement.rollout_servers",
-            format!("{:?}", self.rollout_servers),
-            "rl train drives rollout workers in other processes with the distributed runtime; set placement.rollout_servers = [] (placement.rollout_workers runs that many in this process)",
+        v.require(
+            self.rollout_servers.is_empty() || self.rollout_workers == 1,
+            "placement.rollout_workers",
+            self.rollout_workers,
+            "counts the workers rl train starts in its own process; with placement.rollout_servers the servers are the workers and none starts here: leave placement.rollout_workers at 1",
         );
     }
 }

@@ -122,6 +122,14 @@ impl std::fmt::Debug for Trainer {
     }
 }
 
+/// The runtime the loop drives its workers' calls on (one thread: the loop waits on each).
+fn async_runtime() -> Result<tokio::runtime::Runtime, TrainError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| TrainError::Setup(format!("cannot start the async runtime: {e}")))
+}
+
 /// File holding the trainer's own state inside a checkpoint.
 const STATE_FILE: &str = "trainer.json";
 /// File holding the optimiser state inside a checkpoint.
@@ -141,8 +149,9 @@ impl Trainer {
         metrics: Metrics,
         resume: bool,
     ) -> Result<Self, TrainError> {
-        let roles = roles::build(&config, devices)?;
-        Self::with_roles(config, run_dir, roles, metrics, resume)
+        let runtime = async_runtime()?;
+        let roles = roles::build(&config, devices, &runtime)?;
+        Self::with_roles_on(runtime, config, run_dir, roles, metrics, resume)
     }
 
     /// A run over roles built by the caller (a user's own environment, reward or model);
@@ -150,6 +159,18 @@ impl Trainer {
     /// `[logging]`, `[checkpoint]`). With `resume`, continues from the latest checkpoint in
     /// `run_dir`.
     pub fn with_roles(
+        config: Config,
+        run_dir: &Path,
+        roles: Roles,
+        metrics: Metrics,
+        resume: bool,
+    ) -> Result<Self, TrainError> {
+        Self::with_roles_on(async_runtime()?, config, run_dir, roles, metrics, resume)
+    }
+
+    /// [`Trainer::with_roles`] on `runtime`, the one the roles' connections were made on.
+    fn with_roles_on(
+        runtime: tokio::runtime::Runtime,
         config: Config,
         run_dir: &Path,
         mut roles: Roles,
@@ -177,10 +198,6 @@ impl Trainer {
             .env
             .tasks(Split::Eval, config.eval.tasks as usize, config.run.seed)
             .map_err(|e| TrainError::Setup(format!("eval tasks: {e}")))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| TrainError::Setup(format!("cannot start the async runtime: {e}")))?;
         let trainer = Self {
             config,
             run_dir: run_dir.to_owned(),
@@ -360,7 +377,10 @@ impl Trainer {
                     .map_err(|e| TrainError::Update(e.to_string()))?;
                 report.add_update(&batch, &targets, &stats, self.config.rollout.max_new_tokens);
             }
-            timer.time("sync", || self.sync(step))?;
+            let bytes = timer.time("sync", || self.sync(step))?;
+            let scalars = &mut report.metrics.scalars;
+            scalars.insert("sync/bytes".into(), bytes as f64);
+            scalars.insert("sync/seconds".into(), timer.get("sync"));
         }
         timer.record("step", started.elapsed().as_secs_f64());
         report.finish(&timer, &self.config, &tasks, &sampled);
@@ -368,15 +388,21 @@ impl Trainer {
         Ok(report)
     }
 
-    /// Sends the learner's weights to every rollout worker as policy version `version`.
-    fn sync(&self, version: u64) -> Result<(), TrainError> {
+    /// Sends the learner's weights to every rollout worker as policy version `version`;
+    /// the bytes sent, over all workers.
+    fn sync(&self, version: u64) -> Result<u64, TrainError> {
+        let mut bytes = 0;
         for (i, worker) in self.roles.workers.iter().enumerate() {
             let weights = self.roles.learner.weights();
+            bytes += weights
+                .iter()
+                .map(|(_, t)| t.numel() as u64 * t.kind().elt_size_in_bytes() as u64)
+                .sum::<u64>();
             self.runtime
                 .block_on(worker.update_weights(version, weights))
                 .map_err(|e| TrainError::Sync(format!("rollout worker {i}: {e}")))?;
         }
-        Ok(())
+        Ok(bytes)
     }
 
     /// Greedy accuracy (and pass@k) on the held-out tasks.

@@ -119,6 +119,7 @@ pub struct StepReport {
 impl StepReport {
     /// The rollout and reward metrics of a step.
     pub fn new(step: u64, sampled: &[Sampled], scores: &Scores, kept: &[(usize, f64)]) -> Self {
+        let oldest = sampled.iter().map(|s| s.policy_version).min().unwrap_or(0);
         let rewards: Vec<f64> = kept.iter().map(|&(_, r)| r).collect();
         let n = rewards.len().max(1) as f64;
         let mean = rewards.iter().sum::<f64>() / n;
@@ -149,9 +150,12 @@ impl StepReport {
                 "rollout/truncated_prompts",
                 sampled.iter().filter(|s| s.truncated).count() as f64,
             )
+            .scalar("rollout/policy_version", oldest as f64)
+            // Steps the oldest sample's policy is behind the learner's (which is at step - 1
+            // when the step starts): 0 while rollouts wait for each sync.
             .scalar(
-                "rollout/policy_version",
-                sampled.iter().map(|s| s.policy_version).min().unwrap_or(0) as f64,
+                "rollout/policy_version_lag",
+                step.saturating_sub(1).saturating_sub(oldest) as f64,
             );
         for (part, value) in &scores.parts {
             m = m.scalar(format!("reward/part/{part}"), *value);

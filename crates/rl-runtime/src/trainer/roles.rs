@@ -1,5 +1,6 @@
 //! The roles of a run, built from its config: the environment and the scorer, the rollout
-//! workers (in-process actors, each owning a policy replica on its own thread), the learner
+//! workers (in-process actors, each owning a policy replica on its own thread, or `rl
+//! rollout-worker` processes at `placement.rollout_servers`), the learner
 //! (policy, optional critic, their optimisers), the frozen reference policy when the algorithm
 //! needs one, and the algorithm. Each sits behind the trait the loop drives, so a role can move
 //! out of the process without the loop changing.
@@ -10,7 +11,10 @@ use rl_algorithms::Algorithm;
 use rl_core::{Config, Env, RewardFn};
 use rl_learner::{AdamWConfig, Learner, UpdateSettings};
 use rl_model::{CausalLm, heads::ScalarModel, hf::LoadedModel, tokenizer::Tokenizer};
-use rl_rollout::{Engine, EngineConfig, LocalWorker, RolloutError, RolloutWorker};
+use rl_rollout::{
+    Engine, EngineConfig, LocalWorker, RolloutError, RolloutWorker,
+    remote::{self, ClientOptions, RemoteWorker},
+};
 use tch::{Device, Kind};
 
 use super::TrainError;
@@ -63,7 +67,11 @@ pub struct Devices {
 
 /// Builds the roles of `config`, every model as `model.path` holds it (a resumed run then
 /// restores the checkpoint's weights into them).
-pub fn build(config: &Config, devices: Devices) -> Result<Roles, TrainError> {
+pub fn build(
+    config: &Config,
+    devices: Devices,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Roles, TrainError> {
     let setup = |what: &str| {
         let what = what.to_owned();
         move |e: &dyn std::fmt::Display| TrainError::Setup(format!("{what}: {e}"))
@@ -95,10 +103,15 @@ pub fn build(config: &Config, devices: Devices) -> Result<Roles, TrainError> {
         None
     };
 
-    let workers = (0..config.placement.rollout_workers)
-        .map(|i| spawn_worker(config, i, devices))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| setup("rollout worker")(&e))?;
+    let servers = &config.placement.rollout_servers;
+    let workers = if servers.is_empty() {
+        (0..config.placement.rollout_workers)
+            .map(|i| spawn_worker(config, i, devices))
+            .collect::<Result<Vec<_>, _>>()
+    } else {
+        runtime.block_on(connect_workers(servers))
+    }
+    .map_err(|e| setup("rollout worker")(&e))?;
 
     let policy_meta = (policy.config_json.clone(), policy.source.clone());
     let LoadedModel { model, vs, .. } = policy;
@@ -181,6 +194,23 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         max_seq_len: (r.max_seq_len > 0).then_some(i64::from(r.max_seq_len)),
         ..EngineConfig::default()
     }
+}
+
+/// Connects to the `rl rollout-worker` processes at `servers`, with the shared secret in
+/// `$RL_ROLLOUT_TOKEN` when it is set. Each must serve the policy's architecture: the first
+/// weight sync refuses any other.
+async fn connect_workers(servers: &[String]) -> Result<Vec<Arc<dyn RolloutWorker>>, RolloutError> {
+    let token = rl_proto::secret::load(None, remote::TOKEN_ENV, false)
+        .map_err(|e| RolloutError::Config(e.to_string()))?;
+    let mut workers: Vec<Arc<dyn RolloutWorker>> = Vec::with_capacity(servers.len());
+    for addr in servers {
+        let options = ClientOptions {
+            token: token.clone(),
+            ..ClientOptions::default()
+        };
+        workers.push(Arc::new(RemoteWorker::connect(addr, options).await?));
+    }
+    Ok(workers)
 }
 
 /// Starts rollout worker `i`: an engine over its own replica of the policy, on its own thread.
