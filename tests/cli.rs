@@ -258,17 +258,29 @@ fn an_unwritable_run_directory_is_named_with_the_fix() {
 #[test]
 fn what_this_machine_lacks_is_refused_before_anything_is_written() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases = [
-        ("placement.learner_device=cuda:7", "no_learner_gpu"),
-        ("placement.rollout_device=cuda:7", "no_rollout_gpu"),
-        ("model.path=no/such/model", "no_model"),
+    let cases: [(&[&str], &str); 4] = [
+        (&["placement.learner_device=cuda:7"], "no_learner_gpu"),
+        (&["placement.rollout_device=cuda:7"], "no_rollout_gpu"),
+        (&["model.path=no/such/model"], "no_model"),
+        (
+            &[
+                "placement.learners=2",
+                "placement.backend=\"nccl\"",
+                "placement.learner_device=\"cpu\"",
+            ],
+            "nccl_for_cpu_learners",
+        ),
     ];
-    for (set, name) in cases {
-        let args = ["train", &default_config(), "--run-dir", "r", "--set", set];
+    for (sets, name) in cases {
+        let config = default_config();
+        let mut args = vec!["train", &config, "--run-dir", "r"];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
         fails_as(tmp.path(), &args, 2, name);
         assert!(
             !tmp.path().join("r").exists(),
-            "--set {set} left a run directory"
+            "--set {sets:?} left a run directory"
         );
     }
 }

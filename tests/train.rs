@@ -4,7 +4,9 @@
 //! reward server that is not there stops the run with an error that names it; the loop's own
 //! keys (`[run]`, `[logging]`, `[checkpoint]`, `[eval]`, rollout workers, dtype) each show in
 //! the run directory when set off their defaults; `rl rollout-worker` processes at
-//! `placement.rollout_servers` generate the samples and take every weight sync.
+//! `placement.rollout_servers` generate the samples and take every weight sync; a learner group
+//! of two ranks (`placement.learners = 2`, the second rank started by `rl train`) trains like
+//! one learner.
 
 mod common;
 
@@ -618,5 +620,54 @@ fn rollout_worker_processes_generate_and_take_every_sync() {
     }
     for worker in workers {
         worker.stop();
+    }
+}
+
+#[test]
+fn a_learner_group_of_two_ranks_trains_like_one_learner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny(tmp.path());
+    let config = repo().join("configs/grpo.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = |learners: u32| {
+        let dir = tmp.path().join(format!("run-{learners}"));
+        let mut args = short(&model, 2);
+        args.extend(sets(&[
+            &format!("placement.learners={learners}"),
+            &format!("placement.rendezvous=\"127.0.0.1:{port}\""),
+            "eval.every=0",
+            "logging.every=1",
+            "learner.micro_batch_size=2",
+            // The tiny model earns no reward, so every advantage is 0: the entropy bonus
+            // gives each rank a gradient to sum.
+            "algorithm.entropy_coef=0.01",
+        ]));
+        let out = train(tmp.path(), &config, &dir, &args);
+        assert!(
+            out.status.success(),
+            "learners = {learners}: {}",
+            stderr(&out)
+        );
+        metrics(&dir)
+            .into_iter()
+            .filter(|l| l["step"].as_u64() > Some(0) && l.get("actor/pg_loss").is_some())
+            .collect::<Vec<_>>()
+    };
+    let (one, two) = (run(1), run(2));
+    assert_eq!(one.len(), 2);
+    assert_eq!(two.len(), 2);
+    for (a, b) in one.iter().zip(&two) {
+        assert_eq!(a["reward/mean"], b["reward/mean"], "the same samples");
+        for key in ["actor/pg_loss", "actor/grad_norm", "actor/entropy"] {
+            let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-5 * x.abs().max(1.0),
+                "{key}: {x} alone, {y} in the group"
+            );
+        }
     }
 }

@@ -352,24 +352,27 @@ fn the_reinforce_pp_baseline_advantage_needs_groups() {
 
 #[test]
 fn keys_of_features_not_built_yet_are_refused_unless_at_their_defaults() {
+    assert_refused(&[(
+        &["learner.gradient_checkpointing=true"],
+        "learner.gradient_checkpointing = true: not available yet: recomputing activations needs a checkpoint API that tch does not offer; set learner.gradient_checkpointing = false",
+    )]);
     assert_refused(&[
         (
-            &["placement.learners=2"],
-            "placement.learners = 2: not available yet: a learner group of more than one rank arrives with the distributed runtime; set placement.learners = 1",
+            &["placement.rendezvous=\"29500\""],
+            "placement.rendezvous = \"29500\": must be host:port",
         ),
         (
-            &["placement.backend=\"nccl\""],
-            "placement.backend = \"nccl\": not available yet: choosing the learner group's collective backend arrives with the distributed runtime; set placement.backend = \"auto\"",
-        ),
-        (
-            &["placement.rendezvous=\"127.0.0.1:29500\""],
-            "placement.rendezvous = \"127.0.0.1:29500\": not available yet: learner processes meet at a rendezvous store with the distributed runtime; remove placement.rendezvous",
-        ),
-        (
-            &["learner.gradient_checkpointing=true"],
-            "learner.gradient_checkpointing = true: not available yet: recomputing activations needs a checkpoint API that tch does not offer; set learner.gradient_checkpointing = false",
+            &["placement.learners=0"],
+            "placement.learners = 0: must be at least 1",
         ),
     ]);
+    assert!(
+        load(
+            "[placement]\nlearners = 4\nrendezvous = \"10.0.0.1:29500\"\n",
+            &[]
+        )
+        .is_ok()
+    );
     // One key says where a remote scorer is: reward.url.
     let msg = message("[placement]\nreward_server = \"http://h:1\"\n", &[]);
     assert!(msg.contains("unknown field `reward_server`"), "{msg}");

@@ -170,8 +170,8 @@ impl ProcessGroup {
         self.world
     }
 
-    /// Replaces each of `tensors` by its elementwise sum over the ranks. They must share one
-    /// dtype and device; they travel as one flat buffer, so the collective runs once.
+    /// Replaces each of `tensors` by its elementwise sum over the ranks. They must be on one
+    /// device; they travel as one flat buffer per dtype, so the collective runs once per dtype.
     pub fn all_reduce_sum(&self, tensors: &[Tensor]) -> Result<(), GroupError> {
         self.flat(tensors, |flat| ffi::all_reduce_sum(&self.raw, flat))
     }
@@ -192,23 +192,20 @@ impl ProcessGroup {
         ffi::barrier(&self.raw)
     }
 
-    /// Runs `collective` on one contiguous buffer holding `tensors`, then copies the result back.
+    /// Runs `collective` on one contiguous buffer per dtype holding `tensors` (dtypes in order
+    /// of first appearance, the same on every rank), then copies the results back.
     fn flat(
         &self,
         tensors: &[Tensor],
-        collective: impl FnOnce(&Tensor) -> Result<(), GroupError>,
+        collective: impl Fn(&Tensor) -> Result<(), GroupError>,
     ) -> Result<(), GroupError> {
         let Some(first) = tensors.first() else {
             return Ok(());
         };
-        let (kind, device) = (first.kind(), first.device());
-        if let Some(t) = tensors
-            .iter()
-            .find(|t| t.kind() != kind || t.device() != device)
-        {
+        let device = first.device();
+        if let Some(t) = tensors.iter().find(|t| t.device() != device) {
             return Err(GroupError::Collective(format!(
-                "tensors of one collective must share dtype and device: {kind:?} on {device:?} beside {:?} on {:?}",
-                t.kind(),
+                "tensors of one collective must be on one device: {device:?} beside {:?}",
                 t.device()
             )));
         }
@@ -218,15 +215,24 @@ impl ProcessGroup {
                 self.backend
             )));
         }
-        let parts: Vec<Tensor> = tensors.iter().map(|t| t.reshape([-1])).collect();
-        let flat = Tensor::cat(&parts, 0).contiguous();
-        collective(&flat)?;
-        let mut offset = 0;
+        let mut kinds: Vec<Kind> = Vec::new();
         for t in tensors {
-            let n = t.numel() as i64;
-            let mut target = t.shallow_clone();
-            tch::no_grad(|| target.copy_(&flat.narrow(0, offset, n).view_as(t)));
-            offset += n;
+            if !kinds.contains(&t.kind()) {
+                kinds.push(t.kind());
+            }
+        }
+        for kind in kinds {
+            let same: Vec<&Tensor> = tensors.iter().filter(|t| t.kind() == kind).collect();
+            let parts: Vec<Tensor> = same.iter().map(|t| t.reshape([-1])).collect();
+            let flat = Tensor::cat(&parts, 0).contiguous();
+            collective(&flat)?;
+            let mut offset = 0;
+            for t in same {
+                let n = t.numel() as i64;
+                let mut target = t.shallow_clone();
+                tch::no_grad(|| target.copy_(&flat.narrow(0, offset, n).view_as(t)));
+                offset += n;
+            }
         }
         Ok(())
     }

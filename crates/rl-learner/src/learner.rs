@@ -208,8 +208,43 @@ impl Learner {
     /// optimiser step, whose normalisers count the whole mini-batch. So every rank takes the
     /// step one learner would take on the whole mini-batch, and all hold the same weights.
     pub fn with_group(mut self, group: ProcessGroup) -> Self {
-        self.group = Some(group);
+        self.join(group);
         self
+    }
+
+    /// [`Learner::with_group`] in place.
+    pub fn join(&mut self, group: ProcessGroup) {
+        self.group = Some(group);
+    }
+
+    /// Makes this rank's learner equal rank 0's: the weights (policy and critic), the f32
+    /// master weights and the optimiser state, so that a group starts from one state (a
+    /// resumed run's included). Every rank calls it; rank 0's is unchanged. Without a group it
+    /// does nothing.
+    pub fn align(&mut self) -> Result<(), LearnerError> {
+        let Some(group) = &self.group else {
+            return Ok(());
+        };
+        let failed = |e: crate::group::GroupError| LearnerError::Group(e.to_string());
+        let sorted = |vs: &VarStore| {
+            let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+            vars.sort_by(|a, b| a.0.cmp(&b.0));
+            vars.into_iter().map(|(_, t)| t)
+        };
+        let mut weights: Vec<Tensor> = sorted(&self.vs).collect();
+        if let Some(critic) = &self.critic {
+            weights.extend(sorted(&critic.model.vs));
+        }
+        group.broadcast(&weights, 0).map_err(failed)?;
+        let device = self.device();
+        let state: Vec<(String, Tensor)> = self
+            .state()
+            .into_iter()
+            .map(|(name, t)| (name, t.to_device(device)))
+            .collect();
+        let tensors: Vec<Tensor> = state.iter().map(|(_, t)| t.shallow_clone()).collect();
+        group.broadcast(&tensors, 0).map_err(failed)?;
+        self.load_state(&state)
     }
 
     /// The learner group this learner is a rank of, if any.

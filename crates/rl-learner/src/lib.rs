@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod optimizer;
 pub mod reward_model;
 pub mod schedule;
+pub mod share;
 
 pub use learner::{Learner, LearnerError, UpdateSettings, UpdateStats};
 pub use logprobs::reference_logprobs;

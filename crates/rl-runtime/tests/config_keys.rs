@@ -121,6 +121,7 @@ const FLAKY: &[&str] = &[
 /// The end-to-end tests named by [`Effect::Run`] rows.
 const LOOP: &str = "tests/train.rs::loop_keys_set_off_default_each_show_in_the_run";
 const DEVICES: &str = "tests/cli.rs::what_this_machine_lacks_is_refused_before_anything_is_written";
+const GROUP: &str = "tests/train.rs::a_learner_group_of_two_ranks_trains_like_one_learner";
 const REWARD_MODEL: &str =
     "tests/reward_model.rs::rl_train_fits_a_minilm_reward_model_that_rl_reward_server_serves";
 
@@ -254,7 +255,7 @@ const KEYS: &[(&str, &str, Effect)] = &[
     ),
     ("learner.gradient_checkpointing", "true", Refused),
     ("placement.rollout_workers", "2", Run(LOOP)),
-    ("placement.learners", "2", Refused),
+    ("placement.learners", "2", Run(GROUP)),
     ("placement.rollout_device", "\"cuda:7\"", Run(DEVICES)),
     ("placement.learner_device", "\"cuda:7\"", Run(DEVICES)),
     (
@@ -262,8 +263,8 @@ const KEYS: &[(&str, &str, Effect)] = &[
         "\"cuda:99\"",
         Derived(RewardModel, NONE),
     ),
-    ("placement.backend", "\"gloo\"", Refused),
-    ("placement.rendezvous", "\"host:29500\"", Refused),
+    ("placement.backend", "\"nccl\"", Run(DEVICES)),
+    ("placement.rendezvous", "\"host:29500\"", Run(GROUP)),
     (
         "placement.rollout_servers",
         "[\"http://host:50051\"]",

@@ -4,6 +4,7 @@ pub mod convert;
 pub mod doctor;
 pub mod eval;
 pub mod generate;
+pub mod learners;
 pub mod logprobs;
 pub mod reward_server;
 pub mod rollout_worker;

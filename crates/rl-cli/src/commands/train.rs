@@ -23,8 +23,10 @@ use rl_runtime::{
     trainer::{Devices, Evaluation, Outcome, Progress, StepReport, Trainer},
 };
 use serde_json::json;
+use tch::Device;
 use tracing::{info, warn};
 
+use super::learners;
 use crate::{cli::TrainArgs, console::Console};
 
 /// Runs `rl train`.
@@ -45,13 +47,24 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     // Devices before the run directory: a config this machine cannot run leaves nothing behind.
     let p = &config.placement;
     let rollout = resolve_device(p.rollout_device, "placement.rollout_device")?;
-    let learner = resolve_device(p.learner_device, "placement.learner_device")?;
+    let mut learner = resolve_device(p.learner_device, "placement.learner_device")?;
+    rl_model::source::resolve(&config.model.path)?; // a missing model, too, before anything is written
+    let backend = learners::backend(&config, learner)?;
+    let place = learners::place(&args, &config)?;
+    if let (Some(rendezvous), Device::Cuda(_)) = (&place.rendezvous, learner) {
+        learner = Device::Cuda(rendezvous.local_rank); // one GPU per rank on a host
+    }
     let devices = Devices {
         rollout,
         learner,
         kind: resolve_kind(config.model.dtype, learner),
     };
-    rl_model::source::resolve(&config.model.path)?; // a missing model, too, before anything is written
+    if let Some(rendezvous) = place.rendezvous.as_ref().filter(|r| r.rank > 0) {
+        let group = learners::join(rendezvous, backend)?;
+        let updates = rl_runtime::trainer::follower::follow(&config, devices, group)?;
+        info!(rank = rendezvous.rank, updates, "learner rank done");
+        return Ok(());
+    }
 
     let dir = RunDir::open(&path, args.resume)?;
     let toml = config.to_toml();
@@ -80,6 +93,9 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     );
     let loading = Instant::now();
     let mut trainer = Trainer::new(config.clone(), dir.path(), devices, metrics, args.resume)?;
+    if let Some(rendezvous) = &place.rendezvous {
+        trainer.lead(learners::join(rendezvous, backend)?)?;
+    }
     info!(
         seconds = loading.elapsed().as_secs_f64(),
         "roles ready (policy, rollout workers, reward, learner)"
@@ -95,6 +111,7 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     let mut progress = Bar::new(console);
     let outcome = trainer.run(&stop, &mut progress)?;
     progress.finish();
+    place.children.wait()?;
     summary(
         &outcome,
         dir.path(),

@@ -1,8 +1,7 @@
 //! `[placement]`: how many of each role run, on which devices, in this process or elsewhere.
 //!
-//! The learner-group keys (`learners`, `backend`, `rendezvous`) belong to the distributed runtime;
-//! until `rl train` starts learner ranks they take only their defaults, so a config that asks for
-//! more is refused rather than run on one learner without a word.
+//! `learners` > 1 makes a learner group: data-parallel ranks that sum their gradients over
+//! `backend` and meet at `rendezvous` (or where the launcher's `MASTER_ADDR`/`MASTER_PORT` say).
 
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +28,8 @@ crate::choice! {
 pub struct PlacementConfig {
     /// Rollout-worker actors.
     pub rollout_workers: u32,
-    /// Data-parallel learners; only 1 until the distributed runtime.
+    /// Data-parallel learner ranks; with more than one, `rl train` is rank 0 and starts the
+    /// others itself unless a launcher started every rank (`RANK`, `WORLD_SIZE` set).
     pub learners: u32,
     /// Device of the rollout workers.
     pub rollout_device: DeviceSpec,
@@ -37,10 +37,10 @@ pub struct PlacementConfig {
     pub learner_device: DeviceSpec,
     /// Device of the reward model, if any.
     pub reward_device: DeviceSpec,
-    /// Collective backend of the learner group; only `auto` until the distributed runtime.
+    /// Collective backend of the learner group.
     pub backend: Backend,
-    /// Rendezvous store (`host:port`) the learner processes meet at; unset until the distributed
-    /// runtime.
+    /// `host:port` where the learner ranks `rl train` starts meet (rank 0 serves a TCP store
+    /// there); unset = a free port on 127.0.0.1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rendezvous: Option<String>,
     /// Addresses (`http://host:port`) of `rl rollout-worker` processes serving the policy's
@@ -67,24 +67,16 @@ impl Default for PlacementConfig {
 impl PlacementConfig {
     pub(crate) fn validate(&self, v: &mut Validator) {
         v.at_least_one("placement.rollout_workers", self.rollout_workers.into());
-        v.not_yet(
-            self.learners == 1,
-            "placement.learners",
-            self.learners,
-            "a learner group of more than one rank arrives with the distributed runtime; set placement.learners = 1",
-        );
-        v.not_yet(
-            self.backend == Backend::Auto,
-            "placement.backend",
-            quoted(self.backend.as_str()),
-            "choosing the learner group's collective backend arrives with the distributed runtime; set placement.backend = \"auto\"",
-        );
+        v.at_least_one("placement.learners", self.learners.into());
         if let Some(addr) = &self.rendezvous {
-            v.not_yet(
-                false,
+            let ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            v.require(
+                ok,
                 "placement.rendezvous",
                 quoted(addr),
-                "learner processes meet at a rendezvous store with the distributed runtime; remove placement.rendezvous",
+                "must be host:port, e.g. \"127.0.0.1:29500\"",
             );
         }
         for addr in &self.rollout_servers {

@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod evaluate;
+pub mod follower;
 pub mod preferences;
 mod record;
 pub mod reward_model;
@@ -36,6 +37,7 @@ pub use record::{Progress, StepReport};
 pub use roles::{Devices, Roles};
 
 use crate::{Metrics, StepMetrics};
+use rl_learner::{group::ProcessGroup, share};
 use rollout::{RolloutPlan, Sampled};
 use seeds::{Stream, step_seed};
 
@@ -58,6 +60,9 @@ pub enum TrainError {
     /// Weights could not be sent to a rollout worker.
     #[error("weight sync: {0}")]
     Sync(String),
+    /// The learner group failed (a rank died, timed out, or could not join).
+    #[error("learner group: {0}")]
+    Group(String),
     /// Evaluation failed.
     #[error("eval: {0}")]
     Eval(String),
@@ -284,6 +289,9 @@ impl Trainer {
         } else {
             None
         };
+        if let Some(group) = self.roles.learner.group() {
+            share::send(group, None).map_err(|e| TrainError::Group(e.to_string()))?;
+        }
         Ok(Outcome {
             step: self.step,
             interrupted,
@@ -293,6 +301,16 @@ impl Trainer {
             train_seconds: self.totals.train_seconds,
             policy,
         })
+    }
+
+    /// Makes the learner rank 0 of `group`: the other ranks (running [`follower::follow`]) take
+    /// its state now, a resumed run's included, and each update's batch from then on.
+    pub fn lead(&mut self, group: ProcessGroup) -> Result<(), TrainError> {
+        self.roles.learner.join(group);
+        self.roles
+            .learner
+            .align()
+            .map_err(|e| TrainError::Group(e.to_string()))
     }
 
     /// One training step: sample → score → prepare → update → sync.
@@ -368,6 +386,11 @@ impl Trainer {
                 );
                 report.skipped_update = true;
             } else {
+                if let Some(group) = self.roles.learner.group() {
+                    timer
+                        .time("share", || share::send(group, Some((&batch, &targets))))
+                        .map_err(|e| TrainError::Group(e.to_string()))?;
+                }
                 let stats = timer
                     .time("update", || {
                         self.roles

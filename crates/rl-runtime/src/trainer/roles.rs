@@ -82,23 +82,16 @@ pub fn build(
         rl_envs::verifier(&config.env, &config.reward).map_err(|e| setup("reward.verifier")(&e))?;
     let path = config.model.path.clone();
     let tokenizer = rl_model::load_tokenizer(&path).map_err(|e| setup("model.path")(&e))?;
-
-    let policy = rl_model::load(&path, devices.learner, devices.kind)
-        .map_err(|e| setup("model.path")(&e))?;
-    let algorithm = rl_algorithms::from_config(&config.algorithm, config.rollout.max_new_tokens)
-        .map_err(|e| setup("algorithm")(&e))?;
-    let needs = algorithm.needs();
-    let reference = if needs.reference {
+    let Trainee {
+        learner,
+        algorithm,
+        policy_meta,
+    } = trainee(config, devices)?;
+    let reference = if algorithm.needs().reference {
         let mut frozen = rl_model::load(&path, devices.learner, devices.kind)
             .map_err(|e| setup("reference model")(&e))?;
         frozen.vs.freeze();
         Some(frozen.model)
-    } else {
-        None
-    };
-    let critic = if needs.critic {
-        let critic = ScalarModel::from_policy(&policy, devices.learner);
-        Some(critic.map_err(|e| setup("critic")(&e))?)
     } else {
         None
     };
@@ -112,14 +105,6 @@ pub fn build(
         runtime.block_on(connect_workers(servers))
     }
     .map_err(|e| setup("rollout worker")(&e))?;
-
-    let policy_meta = (policy.config_json.clone(), policy.source.clone());
-    let LoadedModel { model, vs, .. } = policy;
-    let opt = optimizers(config);
-    let mut learner = Learner::new(model, vs, opt.adamw, update_settings(config));
-    if let Some(critic) = critic {
-        learner = learner.with_critic(critic, opt.adamw, opt.critic_lr);
-    }
     Ok(Roles {
         env,
         reward,
@@ -131,6 +116,44 @@ pub fn build(
         algorithm,
         policy_meta,
         kind: devices.kind,
+    })
+}
+
+/// What every learner rank trains with: the learner (policy, critic when the algorithm needs
+/// one, their optimisers) and the algorithm.
+pub struct Trainee {
+    /// The learner.
+    pub learner: Learner,
+    /// The algorithm.
+    pub algorithm: Box<dyn Algorithm>,
+    /// The policy's `config.json` and where it came from.
+    pub policy_meta: (serde_json::Value, std::path::PathBuf),
+}
+
+/// Builds the learner and the algorithm of `config`, the policy as `model.path` holds it.
+pub fn trainee(config: &Config, devices: Devices) -> Result<Trainee, TrainError> {
+    let setup = |what: &str, e: &dyn std::fmt::Display| TrainError::Setup(format!("{what}: {e}"));
+    let policy = rl_model::load(&config.model.path, devices.learner, devices.kind)
+        .map_err(|e| setup("model.path", &e))?;
+    let algorithm = rl_algorithms::from_config(&config.algorithm, config.rollout.max_new_tokens)
+        .map_err(|e| setup("algorithm", &e))?;
+    let critic = if algorithm.needs().critic {
+        let critic = ScalarModel::from_policy(&policy, devices.learner);
+        Some(critic.map_err(|e| setup("critic", &e))?)
+    } else {
+        None
+    };
+    let policy_meta = (policy.config_json.clone(), policy.source.clone());
+    let LoadedModel { model, vs, .. } = policy;
+    let opt = optimizers(config);
+    let mut learner = Learner::new(model, vs, opt.adamw, update_settings(config));
+    if let Some(critic) = critic {
+        learner = learner.with_critic(critic, opt.adamw, opt.critic_lr);
+    }
+    Ok(Trainee {
+        learner,
+        algorithm,
+        policy_meta,
     })
 }
 
