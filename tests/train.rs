@@ -115,7 +115,10 @@ fn untimed(run: &Path) -> Vec<serde_json::Value> {
         .map(|mut l| {
             if let Some(o) = l.as_object_mut() {
                 o.retain(|k, _| {
-                    !(k.starts_with("timing_s/") || k.starts_with("perf/") || k == "time")
+                    !(k.starts_with("timing_s/")
+                        || k.starts_with("perf/")
+                        || k == "time"
+                        || k == "sync/seconds")
                 });
             }
             l

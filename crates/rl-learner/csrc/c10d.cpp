@@ -58,14 +58,16 @@ int rl_group_has_nccl() {
 #endif
 }
 
-// Joins the group of `world` ranks that meets at host:port (rank 0 listens there) as `rank`,
-// over Gloo (`nccl` 0) or NCCL (`nccl` 1). Null on failure.
-void* rl_group_new(const char* host, int port, int rank, int world, long timeout_ms, int nccl) {
+// Joins the group of `world` ranks that meets at host:port as `rank`, over Gloo (`nccl` 0) or
+// NCCL (`nccl` 1). Rank 0 serves the store there unless a launcher's agent already does
+// (`agent_store`). Null on failure.
+void* rl_group_new(const char* host, int port, int rank, int world, long timeout_ms, int nccl,
+                   int agent_store) {
   try {
     auto timeout = std::chrono::milliseconds(timeout_ms);
     c10d::TCPStoreOptions options;
     options.port = static_cast<std::uint16_t>(port);
-    options.isServer = rank == 0;
+    options.isServer = rank == 0 && !agent_store;
     options.numWorkers = world;
     options.waitWorkers = false;
     options.timeout = timeout;

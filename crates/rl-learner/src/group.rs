@@ -24,6 +24,9 @@ pub struct Rendezvous {
     pub world: usize,
     /// This rank's index on its host, which picks its GPU (`LOCAL_RANK`; default 0).
     pub local_rank: usize,
+    /// The launcher's agent already serves the store at `addr:port`, so rank 0 only connects
+    /// to it (torchrun sets `TORCHELASTIC_USE_AGENT_STORE=True`).
+    pub agent_store: bool,
 }
 
 impl Rendezvous {
@@ -73,12 +76,14 @@ impl Rendezvous {
                 name: "MASTER_PORT",
                 message: format!("{port} is not a TCP port (1 to 65535)"),
             })?;
+        let agent_store = get("TORCHELASTIC_USE_AGENT_STORE").is_some_and(|v| v == "True");
         Ok(Some(Self {
             addr,
             port,
             rank,
             world,
             local_rank,
+            agent_store,
         }))
     }
 }
@@ -287,6 +292,7 @@ mod ffi {
             world: c_int,
             timeout_ms: c_long,
             nccl: c_int,
+            agent_store: c_int,
         ) -> *mut c_void;
         fn rl_group_free(group: *mut c_void);
         fn rl_group_all_reduce_sum(group: *mut c_void, tensors: *const Handle, n: usize) -> c_int;
@@ -343,6 +349,7 @@ mod ffi {
                 int(rendezvous.world, "world size")?,
                 timeout_ms,
                 c_int::from(nccl),
+                c_int::from(rendezvous.agent_store),
             )
         };
         NonNull::new(raw).map(Raw).ok_or_else(|| {
@@ -454,7 +461,8 @@ mod tests {
                 port: 29500,
                 rank: 1,
                 world: 2,
-                local_rank: 0
+                local_rank: 0,
+                agent_store: false
             }
         );
     }

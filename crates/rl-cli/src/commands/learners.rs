@@ -67,6 +67,7 @@ pub fn place(args: &TrainArgs, config: &Config) -> anyhow::Result<Place> {
         rank: 0,
         world: learners,
         local_rank: 0,
+        agent_store: false,
     };
     let children = start_ranks(args, &rendezvous)?;
     Ok(Place {
