@@ -264,6 +264,7 @@ fn what_this_machine_lacks_is_refused_before_anything_is_written() {
         (&["model.path=no/such/model"], "no_model"),
         (
             &[
+                "placement.mode=\"processes\"",
                 "placement.learners=2",
                 "placement.backend=\"nccl\"",
                 "placement.learner_device=\"cpu\"",

@@ -569,6 +569,7 @@ fn rollout_worker_processes_generate_and_take_every_sync() {
         .collect();
     let mut args = short(&model, 2);
     args.extend(sets(&[
+        "placement.mode=\"cluster\"",
         &format!("placement.rollout_servers=[{}]", servers.join(", ")),
         "eval.every=0",
     ]));
@@ -640,6 +641,7 @@ fn a_learner_group_of_two_ranks_trains_like_one_learner() {
         let dir = tmp.path().join(format!("run-{learners}"));
         let mut args = short(&model, 2);
         args.extend(sets(&[
+            "placement.mode=\"processes\"",
             &format!("placement.learners={learners}"),
             &format!("placement.rendezvous=\"127.0.0.1:{port}\""),
             "eval.every=0",
@@ -670,6 +672,62 @@ fn a_learner_group_of_two_ranks_trains_like_one_learner() {
             assert!(
                 (x - y).abs() <= 1e-5 * x.abs().max(1.0),
                 "{key}: {x} alone, {y} in the group"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_distributed_config_trains_like_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny(tmp.path());
+    let config = repo().join("configs/distributed.toml");
+    let run = |name: &str, placement: &[&str]| {
+        let dir = tmp.path().join(name);
+        let mut args = short(&model, 2);
+        args.extend(sets(&[
+            "eval.every=0",
+            "logging.every=1",
+            "algorithm.entropy_coef=0.01",
+        ]));
+        args.extend(sets(placement));
+        let out = train(tmp.path(), &config, &dir, &args);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let lines = metrics(&dir)
+            .into_iter()
+            .filter(|l| l["step"].as_u64() > Some(0) && l.get("actor/pg_loss").is_some())
+            .collect::<Vec<_>>();
+        (lines, stderr(&out))
+    };
+    let (spread, log) = run("processes", &[]);
+    for role in [
+        "rollout worker 0",
+        "rollout worker 1",
+        "reward server",
+        "learner rank",
+    ] {
+        assert!(
+            log.contains(&format!("started the {role}"))
+                || log.contains(&format!("started {role}")),
+            "{role}:\n{log}"
+        );
+    }
+    let (together, _) = run(
+        "local",
+        &["placement.mode=\"local\"", "placement.learners=1"],
+    );
+    assert_eq!(spread.len(), 2);
+    assert_eq!(together.len(), 2);
+    for (a, b) in spread.iter().zip(&together) {
+        assert_eq!(
+            a["reward/mean"], b["reward/mean"],
+            "the same samples and scores"
+        );
+        for key in ["actor/pg_loss", "actor/grad_norm", "actor/entropy"] {
+            let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-5 * x.abs().max(1.0),
+                "{key}: {x} spread, {y} in one process"
             );
         }
     }

@@ -365,14 +365,21 @@ fn keys_of_features_not_built_yet_are_refused_unless_at_their_defaults() {
             &["placement.learners=0"],
             "placement.learners = 0: must be at least 1",
         ),
+        (
+            &["placement.learners=2"],
+            "placement.learners = 2: a learner group runs its ranks as processes: set placement.mode = \"processes\"",
+        ),
+        (
+            &["placement.rollout_servers=[\"http://h:1\"]"],
+            "placement.rollout_servers = [\"http://h:1\"] with placement.mode = \"local\": workers started elsewhere belong to placement.mode = \"cluster\"",
+        ),
     ]);
-    assert!(
-        load(
-            "[placement]\nlearners = 4\nrendezvous = \"10.0.0.1:29500\"\n",
-            &[]
-        )
-        .is_ok()
-    );
+    let group =
+        "[placement]\nmode = \"processes\"\nlearners = 4\nrendezvous = \"10.0.0.1:29500\"\n";
+    assert!(load(group, &[]).is_ok());
+    let cluster =
+        "[placement]\nmode = \"cluster\"\nlearners = 4\nrollout_servers = [\"http://h:1\"]\n";
+    assert!(load(cluster, &[]).is_ok());
     // One key says where a remote scorer is: reward.url.
     let msg = message("[placement]\nreward_server = \"http://h:1\"\n", &[]);
     assert!(msg.contains("unknown field `reward_server`"), "{msg}");

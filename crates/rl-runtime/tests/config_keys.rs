@@ -122,6 +122,7 @@ const FLAKY: &[&str] = &[
 const LOOP: &str = "tests/train.rs::loop_keys_set_off_default_each_show_in_the_run";
 const DEVICES: &str = "tests/cli.rs::what_this_machine_lacks_is_refused_before_anything_is_written";
 const GROUP: &str = "tests/train.rs::a_learner_group_of_two_ranks_trains_like_one_learner";
+const PROCESSES: &str = "tests/train.rs::the_distributed_config_trains_like_one_process";
 const REWARD_MODEL: &str =
     "tests/reward_model.rs::rl_train_fits_a_minilm_reward_model_that_rl_reward_server_serves";
 
@@ -255,6 +256,7 @@ const KEYS: &[(&str, &str, Effect)] = &[
     ),
     ("learner.gradient_checkpointing", "true", Refused),
     ("placement.rollout_workers", "2", Run(LOOP)),
+    ("placement.mode", "\"processes\"", Run(PROCESSES)),
     ("placement.learners", "2", Run(GROUP)),
     ("placement.rollout_device", "\"cuda:7\"", Run(DEVICES)),
     ("placement.learner_device", "\"cuda:7\"", Run(DEVICES)),

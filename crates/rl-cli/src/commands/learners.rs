@@ -1,29 +1,33 @@
-//! The learner group of `rl train` (`placement.learners` > 1). Either a launcher started every
-//! rank (torchrun, Slurm, a Kubernetes operator: `RANK`, `WORLD_SIZE`, `MASTER_ADDR`,
-//! `MASTER_PORT` set), or `rl train` is rank 0 and starts ranks 1.. itself as child processes
-//! of the same command, which it stops when it exits. Rank 0 is the controller; the other ranks
-//! follow it ([`rl_runtime::trainer::follower`]).
+//! The learner group of `rl train` (`placement.learners` > 1). With `placement.mode =
+//! "cluster"` a launcher started every rank (torchrun, Slurm, a Kubernetes operator: `RANK`,
+//! `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT` set); with `"processes"` `rl train` is rank 0 and
+//! starts ranks 1.. itself as child processes of the same command, which it stops when it
+//! exits. Rank 0 is the controller; the other ranks follow it
+//! ([`rl_runtime::trainer::follower`]).
 
 use std::{
     net::TcpListener,
     os::unix::process::CommandExt,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
-use rl_core::{Config, config::Backend as BackendName};
+use rl_core::{
+    Config,
+    config::{Backend as BackendName, PlacementMode as Mode},
+};
 use rl_learner::group::{Backend, ProcessGroup, Rendezvous};
 use tch::Device;
 
-use super::UsageError;
+use super::{
+    UsageError,
+    processes::{self, Started},
+};
 use crate::cli::TrainArgs;
 
 /// How long ranks wait for each other: to join (rank 0 may still be loading its roles) and at
 /// each collective (the other ranks wait through rank 0's generation phase).
 const PATIENCE: Duration = Duration::from_secs(1800);
-
-/// The variable naming the `rl train` that started this rank, which it watches.
-const PARENT: &str = "RL_LEARNER_PARENT";
 
 /// This process's place in the learner group: none (one learner), or its rendezvous and, on a
 /// rank 0 that started the others, their processes.
@@ -31,49 +35,64 @@ pub struct Place {
     /// Where the ranks meet and which one this is.
     pub rendezvous: Option<Rendezvous>,
     /// The ranks this process started (stopped when it is dropped).
-    pub children: Children,
+    pub children: Started,
 }
 
 /// Finds (or makes) this process's place for `config`.
 pub fn place(args: &TrainArgs, config: &Config) -> anyhow::Result<Place> {
     let learners = config.placement.learners as usize;
+    let mode = config.placement.mode;
     let from_env = Rendezvous::from_env().map_err(|e| UsageError(e.to_string()))?;
-    if let Some(rendezvous) = from_env {
-        if rendezvous.world != learners {
-            return Err(UsageError(format!(
-                "WORLD_SIZE is {} but placement.learners = {learners}: launch one rl train per learner rank, or set placement.learners = {}",
-                rendezvous.world, rendezvous.world
-            ))
-            .into());
-        }
-        if let Some(parent) = std::env::var(PARENT).ok().and_then(|p| p.parse().ok()) {
-            watch_parent(parent);
-        }
-        return Ok(Place {
-            rendezvous: Some(rendezvous),
-            children: Children(Vec::new()),
-        });
-    }
-    if learners <= 1 {
-        return Ok(Place {
-            rendezvous: None,
-            children: Children(Vec::new()),
-        });
-    }
-    let (addr, port) = meeting_point(config)?;
-    let rendezvous = Rendezvous {
-        addr,
-        port,
-        rank: 0,
-        world: learners,
-        local_rank: 0,
-        agent_store: false,
+    let started_here = std::env::var_os(processes::PARENT).is_some();
+    let alone = || Place {
+        rendezvous: None,
+        children: Started::default(),
     };
-    let children = start_ranks(args, &rendezvous)?;
-    Ok(Place {
-        rendezvous: Some(rendezvous),
-        children,
-    })
+    match (mode, from_env) {
+        (Mode::Local, Some(_)) => Err(UsageError(
+            "RANK and WORLD_SIZE are set, so a launcher started this rl train as a learner rank: set placement.mode = \"cluster\"".into(),
+        )
+        .into()),
+        (Mode::Processes, Some(_)) if !started_here => Err(UsageError(
+            "RANK and WORLD_SIZE are set, so a launcher started this rl train as a learner rank: set placement.mode = \"cluster\" (with \"processes\" rl train starts its ranks itself)".into(),
+        )
+        .into()),
+        (_, Some(rendezvous)) => {
+            if rendezvous.world != learners {
+                return Err(UsageError(format!(
+                    "WORLD_SIZE is {} but placement.learners = {learners}: launch one rl train per learner rank, or set placement.learners = {}",
+                    rendezvous.world, rendezvous.world
+                ))
+                .into());
+            }
+            processes::watch_parent();
+            Ok(Place {
+                rendezvous: Some(rendezvous),
+                children: Started::default(),
+            })
+        }
+        (Mode::Cluster, None) if learners > 1 => Err(UsageError(format!(
+            "placement.mode = \"cluster\" with placement.learners = {learners}: start every rank with a launcher that sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT (torchrun, srun, a Kubernetes operator), or set placement.mode = \"processes\""
+        ))
+        .into()),
+        (Mode::Processes, None) if learners > 1 => {
+            let (addr, port) = meeting_point(config)?;
+            let rendezvous = Rendezvous {
+                addr,
+                port,
+                rank: 0,
+                world: learners,
+                local_rank: 0,
+                agent_store: false,
+            };
+            let children = start_ranks(args, &rendezvous)?;
+            Ok(Place {
+                rendezvous: Some(rendezvous),
+                children,
+            })
+        }
+        _ => Ok(alone()),
+    }
 }
 
 /// The collective backend `placement.backend` names for learners on `device`; refused when it
@@ -125,9 +144,9 @@ fn meeting_point(config: &Config) -> anyhow::Result<(String, u16)> {
 }
 
 /// Starts ranks 1.. of `rendezvous` as `rl train` processes with the same config and overrides.
-fn start_ranks(args: &TrainArgs, rendezvous: &Rendezvous) -> anyhow::Result<Children> {
+fn start_ranks(args: &TrainArgs, rendezvous: &Rendezvous) -> anyhow::Result<Started> {
     let exe = std::env::current_exe()?;
-    let mut children = Children(Vec::new());
+    let mut children = Started::default();
     for rank in 1..rendezvous.world {
         let mut command = Command::new(&exe);
         command.arg("train").arg(&args.config).arg("--quiet");
@@ -143,60 +162,12 @@ fn start_ranks(args: &TrainArgs, rendezvous: &Rendezvous) -> anyhow::Result<Chil
             .env("LOCAL_RANK", rank.to_string())
             .env("MASTER_ADDR", &rendezvous.addr)
             .env("MASTER_PORT", rendezvous.port.to_string())
-            .env(PARENT, std::process::id().to_string())
+            .env(processes::PARENT, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()?;
         tracing::info!(rank, pid = child.id(), "started learner rank");
-        children.0.push(child);
+        children.push(child);
     }
     Ok(children)
-}
-
-/// A rank started by `rl train` exits when that process is gone (even killed), instead of
-/// waiting out its patience for a rank 0 that will not come.
-fn watch_parent(parent: u32) {
-    std::thread::spawn(move || {
-        loop {
-            if std::os::unix::process::parent_id() != parent {
-                eprintln!("the rl train that started this learner rank is gone; stopping");
-                std::process::exit(1);
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    });
-}
-
-/// Learner ranks this process started; dropping it stops those still running.
-pub struct Children(Vec<Child>);
-
-impl Children {
-    /// Waits for every rank to end (after rank 0 told them the run is over); an error names
-    /// each that failed.
-    pub fn wait(mut self) -> anyhow::Result<()> {
-        let failed: Vec<String> = self
-            .0
-            .drain(..)
-            .enumerate()
-            .filter_map(|(i, mut child)| match child.wait() {
-                Ok(status) if status.success() => None,
-                Ok(status) => Some(format!("learner rank {} exited with {status}", i + 1)),
-                Err(e) => Some(format!("learner rank {}: {e}", i + 1)),
-            })
-            .collect();
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!(failed.join("; ")))
-        }
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }

@@ -6,6 +6,7 @@ pub mod eval;
 pub mod generate;
 pub mod learners;
 pub mod logprobs;
+pub mod processes;
 pub mod reward_server;
 pub mod rollout_worker;
 pub mod serve;

@@ -16,6 +16,7 @@ use crate::{cli::RolloutWorkerArgs, console::Console};
 
 /// Runs `rl rollout-worker`.
 pub fn run(args: RolloutWorkerArgs, console: Console) -> anyhow::Result<()> {
+    super::processes::watch_parent();
     let token = serve::token(&args.serve, TOKEN_ENV)?;
     let shutdown_grace = serve::grace(&args.serve)?;
     let (device, kind) = super::placement(&args.placement)?;

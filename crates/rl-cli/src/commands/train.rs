@@ -15,7 +15,10 @@ use std::{
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use rl_core::{Config, config::Trainer as TrainerKind};
+use rl_core::{
+    Config,
+    config::{PlacementMode, Trainer as TrainerKind},
+};
 use rl_model::{device_name, resolve_device, resolve_kind};
 use rl_runtime::{
     Metrics, RunDir, RunDirError, StepMetrics,
@@ -26,7 +29,7 @@ use serde_json::json;
 use tch::Device;
 use tracing::{info, warn};
 
-use super::learners;
+use super::{learners, processes};
 use crate::{cli::TrainArgs, console::Console};
 
 /// Runs `rl train`.
@@ -92,7 +95,14 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
         "setting up"
     );
     let loading = Instant::now();
-    let mut trainer = Trainer::new(config.clone(), dir.path(), devices, metrics, args.resume)?;
+    // The run directory keeps the config as written; the trainer gets it pointed at the
+    // servers started here.
+    let mut roles_config = config.clone();
+    let servers = match config.placement.mode {
+        PlacementMode::Processes => processes::start_servers(&args, &mut roles_config)?,
+        _ => processes::Started::default(),
+    };
+    let mut trainer = Trainer::new(roles_config, dir.path(), devices, metrics, args.resume)?;
     if let Some(rendezvous) = &place.rendezvous {
         trainer.lead(learners::join(rendezvous, backend)?)?;
     }
@@ -112,6 +122,7 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     let outcome = trainer.run(&stop, &mut progress)?;
     progress.finish();
     place.children.wait()?;
+    drop(servers);
     summary(
         &outcome,
         dir.path(),

@@ -11,6 +11,21 @@ use super::{
 };
 
 crate::choice! {
+    /// Where the roles run.
+    pub enum Mode {
+        /// Every role in the `rl train` process (one learner).
+        Local = "local",
+        /// `rl train` starts the roles as processes on this machine: `rollout_workers` `rl
+        /// rollout-worker`s, an `rl reward-server` (rule or model rewards) and learner ranks
+        /// 1..`learners`-1; it stops them when it exits.
+        Processes = "processes",
+        /// A scheduler started the roles: learner ranks from the launcher's variables (`RANK`,
+        /// `WORLD_SIZE`, ...), rollout workers at `rollout_servers`, the reward at `reward.url`.
+        Cluster = "cluster",
+    }
+}
+
+crate::choice! {
     /// Collective backend the learners all-reduce gradients with.
     pub enum Backend {
         /// NCCL for CUDA learners, Gloo for CPU learners.
@@ -26,7 +41,10 @@ crate::choice! {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlacementConfig {
-    /// Rollout-worker actors.
+    /// Where the roles run.
+    pub mode: Mode,
+    /// Rollout workers: in-process actors (`local`, `cluster` without `rollout_servers`) or
+    /// `rl rollout-worker` processes (`processes`).
     pub rollout_workers: u32,
     /// Data-parallel learner ranks; with more than one, `rl train` is rank 0 and starts the
     /// others itself unless a launcher started every rank (`RANK`, `WORLD_SIZE` set).
@@ -52,6 +70,7 @@ pub struct PlacementConfig {
 impl Default for PlacementConfig {
     fn default() -> Self {
         Self {
+            mode: Mode::Local,
             rollout_workers: 1,
             learners: 1,
             rollout_device: DeviceSpec::Auto,
@@ -68,6 +87,23 @@ impl PlacementConfig {
     pub(crate) fn validate(&self, v: &mut Validator) {
         v.at_least_one("placement.rollout_workers", self.rollout_workers.into());
         v.at_least_one("placement.learners", self.learners.into());
+        let mode = quoted(self.mode.as_str());
+        if self.mode == Mode::Local {
+            v.require(
+                self.learners == 1,
+                "placement.learners",
+                self.learners,
+                "a learner group runs its ranks as processes: set placement.mode = \"processes\" (rl train starts them) or \"cluster\" (a launcher did)",
+            );
+        }
+        if self.mode != Mode::Cluster {
+            v.require(
+                self.rollout_servers.is_empty(),
+                "placement.rollout_servers",
+                format!("{:?} with placement.mode = {mode}", self.rollout_servers),
+                "workers started elsewhere belong to placement.mode = \"cluster\"; in \"local\" and \"processes\" modes rl train starts its own (placement.rollout_workers)",
+            );
+        }
         if let Some(addr) = &self.rendezvous {
             let ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
                 !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
