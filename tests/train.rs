@@ -6,7 +6,8 @@
 //! the run directory when set off their defaults; `rl rollout-worker` processes at
 //! `placement.rollout_servers` generate the samples and take every weight sync; a learner group
 //! of two ranks (`placement.learners = 2`, the second rank started by `rl train`) trains like
-//! one learner.
+//! one learner; `configs/distributed.toml` trains like the same config in one process, and its
+//! controller killed with SIGKILL leaves no process behind and resumes to the same weights.
 
 mod common;
 
@@ -731,4 +732,98 @@ fn the_distributed_config_trains_like_one_process() {
             );
         }
     }
+}
+
+/// The processes whose parent is `pid` and that have not exited (zombies count as exited).
+fn live_children(pid: u32) -> Vec<u32> {
+    let stat = |p: &Path| fs::read_to_string(p.join("stat")).ok();
+    fs::read_dir("/proc")
+        .expect("/proc lists the processes")
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let child: u32 = path.file_name()?.to_str()?.parse().ok()?;
+            let text = stat(&path)?;
+            // pid (comm) state ppid ...: comm may hold spaces, so read after its last ')'.
+            let mut rest = text.rsplit_once(')')?.1.split_whitespace();
+            let state = rest.next()?;
+            let ppid: u32 = rest.next()?.parse().ok()?;
+            (ppid == pid && state != "Z").then_some(child)
+        })
+        .collect()
+}
+
+/// Whether process `pid` is gone (or a zombie).
+fn gone(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |t| {
+        t.rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn a_killed_distributed_controller_leaves_no_process_and_resumes_to_the_same_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny(tmp.path());
+    let config = repo().join("configs/distributed.toml");
+    let mut args = short(&model, 4);
+    args.extend(sets(&[
+        "eval.every=0",
+        "checkpoint.every=1",
+        "algorithm.entropy_coef=0.01",
+    ]));
+    let straight = tmp.path().join("straight");
+    let out = train(tmp.path(), &config, &straight, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let killed = tmp.path().join("killed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rl"))
+        .arg("train")
+        .arg(&config)
+        .arg("--run-dir")
+        .arg(&killed)
+        .args(&args)
+        .current_dir(tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !killed.join("checkpoints").exists() || checkpoints(&killed).iter().all(|&s| s < 2) {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "no checkpoint after 180 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let roles = live_children(child.id());
+    assert_eq!(
+        roles.len(),
+        4,
+        "2 rollout workers, a reward server, a learner rank: {roles:?}"
+    );
+    let status = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = child.wait();
+    let start = Instant::now();
+    while !roles.iter().all(|&p| gone(p)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "processes left behind 30 s after the controller died: {:?}",
+            roles.iter().filter(|&&p| !gone(p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let mut more = args.clone();
+    more.push("--resume".into());
+    let out = train(tmp.path(), &config, &killed, &more);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let weights = |run: &Path| fs::read(run.join("policy/model.safetensors")).unwrap();
+    assert!(
+        weights(&straight) == weights(&killed),
+        "the final weights differ"
+    );
 }
