@@ -95,6 +95,18 @@ pub fn place(args: &TrainArgs, config: &Config) -> anyhow::Result<Place> {
     }
 }
 
+/// CPU learner ranks on one host split its cores: each computes with `cores / ranks` threads
+/// (at least 1; `OMP_NUM_THREADS` wins when set), since every rank computing with all of them
+/// makes an update several times slower (measured: 2.5× with 2 ranks on 2 cores).
+pub fn share_cores(rendezvous: &Rendezvous) {
+    if std::env::var_os("OMP_NUM_THREADS").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / rendezvous.world.max(1)).max(1);
+    tch::set_num_threads(i32::try_from(threads).unwrap_or(1));
+}
+
 /// The collective backend `placement.backend` names for learners on `device`; refused when it
 /// cannot carry their tensors.
 pub fn backend(config: &Config, device: Device) -> anyhow::Result<Backend> {

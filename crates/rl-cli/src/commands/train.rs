@@ -54,8 +54,12 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     rl_model::source::resolve(&config.model.path)?; // a missing model, too, before anything is written
     let backend = learners::backend(&config, learner)?;
     let place = learners::place(&args, &config)?;
-    if let (Some(rendezvous), Device::Cuda(_)) = (&place.rendezvous, learner) {
-        learner = Device::Cuda(rendezvous.local_rank); // one GPU per rank on a host
+    match (&place.rendezvous, learner) {
+        (Some(rendezvous), Device::Cuda(_)) => {
+            learner = Device::Cuda(rendezvous.local_rank); // one GPU per rank on a host
+        }
+        (Some(rendezvous), _) => learners::share_cores(rendezvous),
+        (None, _) => {}
     }
     let devices = Devices {
         rollout,
