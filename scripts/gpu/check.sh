@@ -5,12 +5,15 @@
 # (the bench binaries of rl-rollout and rl-learner, stripped), and the SmolLM2 GGUF reassembled
 # at /tmp/smollm2.gguf (it travels in two parts). The machine has torch, transformers and trl.
 #
-#   scripts/gpu/check.sh [engine|step|race|all]     (default: all; each stage fits one call)
+#   scripts/gpu/check.sh [engine|step|placement|race|all]  (default: all; each fits one call)
 #
 # engine: CUDA graphs vs eager, greedy bf16 on 64 prompts: at least 95% identical completions;
 #         batch 256 (64-token prompts, 256 new tokens) at >= 75,000 tokens/s with graphs, beside
 #         transformers; batch 64; eager at 256; the learner update beside plain PyTorch.
 # step:   one GRPO step of 8 x 8 samples with up to 256 new tokens (countdown): median <= 1.0 s.
+# placement: the same step in placement.mode = "processes" (an rl rollout-worker and an rl
+#         reward-server process, weights synced over gRPC) against one process: median step
+#         time of each, processes at most 2x one process.
 # race:   benches/race_trl.py --preset gpu (TRL and rl, 128 completions a step, lr 1e-5, 24
 #         tokens): rl reaches 95% within 300 s of training, and 85% at least 5x sooner than TRL.
 set -uo pipefail
@@ -66,13 +69,16 @@ PY
   bar "learner update speed, rl / plain PyTorch" "${ratio:-0}" ">=" 1.0
 }
 
-step() {
-  .device/rl train configs/grpo.toml --run-dir "$out/step" --quiet --set model.path=\"/tmp/smollm2.gguf\" \
+# grpo_step DIR [--set ...]: the step configuration, 6 steps into DIR; prints the median step
+# time after the first.
+grpo_step() {
+  local dir=$1; shift
+  .device/rl train configs/grpo.toml --run-dir "$dir" --quiet --set model.path=\"/tmp/smollm2.gguf\" \
     --set env.name=\"countdown\" --set run.steps=6 --set eval.every=0 --set eval.tasks=8 \
     --set rollout.prompts_per_step=8 --set rollout.samples_per_prompt=8 --set rollout.max_new_tokens=256 \
     --set rollout.max_prompt_tokens=256 --set rollout.max_seq_len=512 \
-    --set learner.mini_batch_size=64 --set learner.micro_batch_size=64 --set checkpoint.every=0
-  median=$(python3 - "$out/step/metrics.jsonl" <<'PY'
+    --set learner.mini_batch_size=64 --set learner.micro_batch_size=64 --set checkpoint.every=0 "$@" >&2
+  python3 - "$dir/metrics.jsonl" <<'PY'
 import json, statistics, sys
 try:
     lines = [json.loads(l) for l in open(sys.argv[1])]
@@ -82,8 +88,19 @@ try:
 except (OSError, statistics.StatisticsError, KeyError):
     print(1e9)
 PY
-)
+}
+
+step() {
+  median=$(grpo_step "$out/step")
   bar "GRPO step, 8 x 8 samples of up to 256 tokens, median seconds" "$median" "<=" 1.0
+}
+
+placement() {
+  local one spread
+  one=$(grpo_step "$out/one-process")
+  spread=$(grpo_step "$out/processes" --set placement.mode=\"processes\")
+  echo "median step: one process $one s, processes $spread s"
+  bar "GRPO step in processes mode / one process" "$(python3 -c "print($spread / $one)")" "<=" 2.0
 }
 
 race() {
@@ -113,9 +130,10 @@ PY
 case "$stage" in
   engine) engine ;;
   step) step ;;
+  placement) placement ;;
   race) race ;;
-  all) engine; step; race ;;
-  *) echo "usage: scripts/gpu/check.sh [engine|step|race|all]" >&2; exit 2 ;;
+  all) engine; step; placement; race ;;
+  *) echo "usage: scripts/gpu/check.sh [engine|step|placement|race|all]" >&2; exit 2 ;;
 esac
 echo "$missed bar(s) missed"
 [ "$missed" -eq 0 ]
