@@ -206,7 +206,9 @@ impl StepReport {
     /// Timings, throughput, and (when due) sample generations and histograms.
     pub fn finish(&mut self, timer: &Timer, config: &Config, tasks: &[Task], sampled: &[Sampled]) {
         self.seconds = timer.get("step");
-        for phase in ["gen", "reward", "ref", "values", "share", "update", "sync", "step"] {
+        for phase in [
+            "gen", "reward", "ref", "values", "share", "update", "sync", "step",
+        ] {
             self.metrics
                 .scalars
                 .insert(format!("timing_s/{phase}"), timer.get(phase));
