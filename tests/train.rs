@@ -7,7 +7,8 @@
 //! `placement.rollout_servers` generate the samples and take every weight sync; a learner group
 //! of two ranks (`placement.learners = 2`, the second rank started by `rl train`) trains like
 //! one learner; `configs/distributed.toml` trains like the same config in one process, and its
-//! controller killed with SIGKILL leaves no process behind and resumes to the same weights.
+//! controller killed with SIGKILL leaves no process behind and resumes to the same weights, and
+//! a rollout worker killed mid-run hands its work to the other, every step complete.
 
 mod common;
 
@@ -200,6 +201,37 @@ fn sigint_saves_a_checkpoint_and_exits_cleanly() {
     let steps = checkpoints(&run);
     assert_eq!(steps.len(), 1, "{steps:?}");
     assert!(steps[0] >= 1 && steps[0] < 1000);
+}
+
+/// Starts `rl train CONFIG --run-dir RUN ARGS` in `cwd` (stderr piped) and returns once its
+/// metrics show step `step` (within 180 s).
+fn train_until_step(
+    cwd: &Path,
+    config: &Path,
+    run: &Path,
+    args: &[String],
+    step: u64,
+) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_rl"))
+        .arg("train")
+        .arg(config)
+        .arg("--run-dir")
+        .arg(run)
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rl train");
+    let start = Instant::now();
+    while !metrics_have_step(run, step) {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "no step {step} after 180 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
 }
 
 fn metrics_have_step(run: &Path, step: u64) -> bool {
@@ -512,25 +544,8 @@ fn a_reward_server_that_goes_away_mid_run_stops_it_with_a_checkpoint() {
     ] {
         args.extend(["--set".into(), set]);
     }
-    let child = Command::new(env!("CARGO_BIN_EXE_rl"))
-        .arg("train")
-        .arg(repo().join("configs/grpo.toml"))
-        .arg("--run-dir")
-        .arg(&run)
-        .args(&args)
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !metrics_have_step(&run, 1) {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no step after 120 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let config = repo().join("configs/grpo.toml");
+    let child = train_until_step(dir.path(), &config, &run, &args, 1);
     server.stop();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -826,4 +841,51 @@ fn a_killed_distributed_controller_leaves_no_process_and_resumes_to_the_same_wei
         weights(&straight) == weights(&killed),
         "the final weights differ"
     );
+}
+
+#[test]
+fn a_rollout_worker_killed_mid_run_hands_its_work_to_the_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny(tmp.path());
+    let config = repo().join("configs/distributed.toml");
+    let mut args = short(&model, 4);
+    args.extend(sets(&[
+        "eval.every=0",
+        "logging.every=1",
+        "placement.learners=1",
+    ]));
+    let run = tmp.path().join("run");
+    let child = train_until_step(tmp.path(), &config, &run, &args, 1);
+    let worker = live_children(child.id())
+        .into_iter()
+        .find(|&p| {
+            fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("rollout-worker"))
+        })
+        .expect("a rollout-worker process");
+    let status = Command::new("kill")
+        .args(["-KILL", &worker.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let steps: Vec<serde_json::Value> = metrics(&run)
+        .into_iter()
+        .filter(|l| l["step"].as_u64() > Some(0) && l.get("rollout/samples").is_some())
+        .collect();
+    assert_eq!(steps.len(), 4, "every step ran");
+    for line in &steps {
+        assert_eq!(
+            line["rollout/samples"], steps[0]["rollout/samples"],
+            "{line}"
+        );
+        assert_eq!(
+            line["rollout/dropped"].as_f64(),
+            Some(0.0),
+            "nothing lost: {line}"
+        );
+    }
+    assert!(log.contains("is gone"), "the loss was noticed:\n{log}");
 }

@@ -412,18 +412,37 @@ impl Trainer {
     }
 
     /// Sends the learner's weights to every rollout worker as policy version `version`;
-    /// the bytes sent, over all workers.
+    /// the bytes sent, over all workers. A worker that is gone (it no longer answers Health) is
+    /// passed over, as generation passes it over; the sync fails when none is left.
     fn sync(&self, version: u64) -> Result<u64, TrainError> {
         let mut bytes = 0;
+        let mut reached = 0;
+        let mut last_error = String::new();
         for (i, worker) in self.roles.workers.iter().enumerate() {
             let weights = self.roles.learner.weights();
-            bytes += weights
+            let size = weights
                 .iter()
                 .map(|(_, t)| t.numel() as u64 * t.kind().elt_size_in_bytes() as u64)
                 .sum::<u64>();
-            self.runtime
+            match self
+                .runtime
                 .block_on(worker.update_weights(version, weights))
-                .map_err(|e| TrainError::Sync(format!("rollout worker {i}: {e}")))?;
+            {
+                Ok(()) => {
+                    bytes += size;
+                    reached += 1;
+                }
+                Err(e) if self.runtime.block_on(worker.info()).is_err() => {
+                    tracing::warn!("rollout worker {i} is gone ({e}); it no longer gets weights");
+                    last_error = e.to_string();
+                }
+                Err(e) => return Err(TrainError::Sync(format!("rollout worker {i}: {e}"))),
+            }
+        }
+        if reached == 0 && !self.roles.workers.is_empty() {
+            return Err(TrainError::Sync(format!(
+                "every rollout worker is gone (the last: {last_error})"
+            )));
         }
         Ok(bytes)
     }

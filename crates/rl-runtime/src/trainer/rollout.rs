@@ -194,41 +194,83 @@ async fn round(
         });
     }
 
-    // Spread the requests over the workers and collect every completion.
-    let mut streams = Vec::new();
-    for (w, worker) in workers.iter().enumerate() {
-        let mine: Vec<usize> = (w..planned.len()).step_by(workers.len()).collect();
-        if mine.is_empty() {
-            continue;
+    // Spread the requests over the workers and collect every completion. A worker that dies
+    // (its stream breaks and it no longer answers Health) hands what it did not finish to the
+    // live ones: each completion has its own seed, so a request sent again gives the same
+    // samples, and those already received are not taken twice.
+    let mut alive: Vec<bool> = vec![true; workers.len()];
+    let mut received = vec![false; tracks.len()];
+    let mut pending: Vec<usize> = (0..planned.len()).collect();
+    while !pending.is_empty() {
+        let live: Vec<usize> = (0..workers.len()).filter(|&w| alive[w]).collect();
+        if live.is_empty() {
+            return Err(TrainError::Rollout(
+                "every rollout worker is gone: none answers Health".into(),
+            ));
         }
-        let requests = mine.iter().map(|&i| planned[i].request.clone()).collect();
-        let stream = worker
-            .generate(requests)
-            .await
-            .map_err(|e| TrainError::Rollout(format!("rollout worker {w}: {e}")))?;
-        streams.push((mine, stream));
-    }
-    for (mine, mut stream) in streams {
-        while let Some(event) = stream.recv().await {
-            match event {
-                Ok(c) => {
-                    let e = planned[mine[c.request]].episodes[c.sample as usize];
-                    let track = &mut tracks[e];
-                    track.tokens.push_sampled(&c.token_ids, &c.logprobs);
-                    track.finish = c.finish_reason;
-                    track.version = c.policy_version;
-                    track.ended_with = c
-                        .token_ids
-                        .last()
-                        .filter(|&&id| tokenizer.is_eos(id))
-                        .and_then(|&id| tokenizer.id_to_token(id));
-                    track.reply = Some(c.text);
+        let mut streams = Vec::new();
+        let mut again: Vec<usize> = Vec::new();
+        for (k, &w) in live.iter().enumerate() {
+            let mine: Vec<usize> = pending
+                .iter()
+                .skip(k)
+                .step_by(live.len())
+                .copied()
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let requests = mine.iter().map(|&i| planned[i].request.clone()).collect();
+            match workers[w].generate(requests).await {
+                Ok(stream) => streams.push((w, mine, stream)),
+                Err(e) if workers[w].info().await.is_err() => {
+                    tracing::warn!(
+                        "rollout worker {w} is gone ({e}); its requests go to the others"
+                    );
+                    alive[w] = false;
+                    again.extend(mine);
                 }
-                Err(refused) => {
-                    for &e in &planned[mine[refused.request]].episodes {
-                        tracks[e].dropped = Some(refused.message.clone());
+                Err(e) => return Err(TrainError::Rollout(format!("rollout worker {w}: {e}"))),
+            }
+        }
+        let mut refused: Vec<(usize, usize, String)> = Vec::new();
+        for (w, mine, mut stream) in streams {
+            while let Some(event) = stream.recv().await {
+                match event {
+                    Ok(c) => {
+                        let e = planned[mine[c.request]].episodes[c.sample as usize];
+                        if std::mem::replace(&mut received[e], true) {
+                            continue;
+                        }
+                        let track = &mut tracks[e];
+                        track.tokens.push_sampled(&c.token_ids, &c.logprobs);
+                        track.finish = c.finish_reason;
+                        track.version = c.policy_version;
+                        track.ended_with = c
+                            .token_ids
+                            .last()
+                            .filter(|&&id| tokenizer.is_eos(id))
+                            .and_then(|&id| tokenizer.id_to_token(id));
+                        track.reply = Some(c.text);
                     }
+                    Err(r) => refused.push((w, mine[r.request], r.message)),
                 }
+            }
+        }
+        pending = again;
+        for (w, request, message) in refused {
+            if alive[w] && workers[w].info().await.is_err() {
+                tracing::warn!(
+                    "rollout worker {w} is gone ({message}); its requests go to the others"
+                );
+                alive[w] = false;
+            }
+            if alive[w] {
+                for &e in &planned[request].episodes {
+                    tracks[e].dropped = Some(message.clone());
+                }
+            } else if !pending.contains(&request) {
+                pending.push(request);
             }
         }
     }
