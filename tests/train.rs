@@ -8,7 +8,8 @@
 //! of two ranks (`placement.learners = 2`, the second rank started by `rl train`) trains like
 //! one learner; `configs/distributed.toml` trains like the same config in one process, and its
 //! controller killed with SIGKILL leaves no process behind and resumes to the same weights, and
-//! a rollout worker killed mid-run hands its work to the other, every step complete.
+//! a rollout worker killed mid-run hands its work to the other, every step complete; a learner
+//! rank killed mid-run stops the run with a checkpoint and a message naming the rank.
 
 mod common;
 
@@ -856,13 +857,7 @@ fn a_rollout_worker_killed_mid_run_hands_its_work_to_the_other() {
     ]));
     let run = tmp.path().join("run");
     let child = train_until_step(tmp.path(), &config, &run, &args, 1);
-    let worker = live_children(child.id())
-        .into_iter()
-        .find(|&p| {
-            fs::read(format!("/proc/{p}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("rollout-worker"))
-        })
-        .expect("a rollout-worker process");
+    let worker = child_running(child.id(), "rollout-worker").expect("a rollout-worker process");
     let status = Command::new("kill")
         .args(["-KILL", &worker.to_string()])
         .status()
@@ -888,4 +883,38 @@ fn a_rollout_worker_killed_mid_run_hands_its_work_to_the_other() {
         );
     }
     assert!(log.contains("is gone"), "the loss was noticed:\n{log}");
+}
+
+/// The first live child of `pid` whose command line holds `word`.
+fn child_running(pid: u32, word: &str) -> Option<u32> {
+    live_children(pid).into_iter().find(|&p| {
+        fs::read(format!("/proc/{p}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).split('\0').any(|a| a == word))
+    })
+}
+
+#[test]
+fn a_learner_rank_killed_mid_run_stops_the_run_with_a_checkpoint_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny(tmp.path());
+    let config = repo().join("configs/distributed.toml");
+    let mut args = short(&model, 1000);
+    args.extend(sets(&["eval.every=0", "logging.every=1"]));
+    let run = tmp.path().join("run");
+    let child = train_until_step(tmp.path(), &config, &run, &args, 1);
+    let rank = child_running(child.id(), "train").expect("the learner rank process");
+    let status = Command::new("kill")
+        .args(["-KILL", &rank.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the learner rank 1") && err.contains("--resume"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!checkpoints(&run).is_empty(), "a checkpoint was saved");
 }

@@ -179,7 +179,7 @@ fn start_ranks(args: &TrainArgs, rendezvous: &Rendezvous) -> anyhow::Result<Star
             .stdout(Stdio::null())
             .spawn()?;
         tracing::info!(rank, pid = child.id(), "started learner rank");
-        children.push(child);
+        children.push(format!("learner rank {rank}"), child);
     }
     Ok(children)
 }

@@ -21,14 +21,29 @@ const READY: Duration = Duration::from_secs(600);
 /// The variable naming the `rl train` that started a process, which it watches.
 pub const PARENT: &str = "RL_PARENT_PID";
 
-/// Processes this `rl train` started; dropping it stops those still running.
+/// Processes this `rl train` started, each with what it is; dropping it stops those still
+/// running.
 #[derive(Default)]
-pub struct Started(Vec<Child>);
+pub struct Started(Vec<(String, Child)>);
 
 impl Started {
-    /// Adds `child` to those stopped on drop.
-    pub fn push(&mut self, child: Child) {
-        self.0.push(child);
+    /// Adds `child`, the role `what`, to those stopped on drop.
+    pub fn push(&mut self, what: String, child: Child) {
+        self.0.push((what, child));
+    }
+
+    /// Those that have exited, each as "ROLE (pid N) exited with STATUS".
+    pub fn exited(&mut self) -> Vec<String> {
+        self.0
+            .iter_mut()
+            .filter_map(|(what, child)| {
+                let status = child.try_wait().ok()??;
+                Some(format!(
+                    "the {what} (pid {}) exited with {status}",
+                    child.id()
+                ))
+            })
+            .collect()
     }
 
     /// Waits for each to end (the learner ranks, after rank 0 told them the run is over); an
@@ -37,10 +52,10 @@ impl Started {
         let failed: Vec<String> = self
             .0
             .drain(..)
-            .filter_map(|mut child| match child.wait() {
+            .filter_map(|(what, mut child)| match child.wait() {
                 Ok(status) if status.success() => None,
-                Ok(status) => Some(format!("process {} exited with {status}", child.id())),
-                Err(e) => Some(format!("process {}: {e}", child.id())),
+                Ok(status) => Some(format!("the {what} exited with {status}")),
+                Err(e) => Some(format!("the {what}: {e}")),
             })
             .collect();
         if failed.is_empty() {
@@ -53,7 +68,7 @@ impl Started {
 
 impl Drop for Started {
     fn drop(&mut self) {
-        for child in &mut self.0 {
+        for (_, child) in &mut self.0 {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -110,7 +125,7 @@ fn start(started: &mut Started, mut command: Command, what: &str) -> anyhow::Res
         .with_context(|| format!("cannot start the {what}"))?;
     let stdout = child.stdout.take().context("the child's stdout")?;
     let pid = child.id();
-    started.push(child);
+    started.push(what.to_owned(), child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();

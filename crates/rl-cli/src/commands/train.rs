@@ -123,7 +123,16 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     }
     let stop = stop_on_signal()?;
     let mut progress = Bar::new(console);
-    let outcome = trainer.run(&stop, &mut progress)?;
+    let mut place = place;
+    let outcome = trainer.run(&stop, &mut progress).map_err(|e| {
+        // Name the process that died rather than only the broken connection it left.
+        let died = place.children.exited();
+        if died.is_empty() {
+            anyhow::Error::from(e)
+        } else {
+            anyhow::Error::from(e).context(died.join("; "))
+        }
+    })?;
     progress.finish();
     place.children.wait()?;
     drop(servers);
