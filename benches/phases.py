@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 
-PHASES = ["gen", "reward", "ref", "values", "update", "sync", "step"]
+PHASES = ["gen", "gen_wait", "reward", "ref", "values", "update", "sync", "step"]
 
 
 def measure(binary, overrides, config, steps, extra):

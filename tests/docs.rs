@@ -191,6 +191,8 @@ fn every_config_key_is_in_the_reference() {
     config.reward.answer_tag = Some("x".into());
     config.reward.pattern = Some("x".into());
     config.placement.rendezvous = Some("x".into());
+    config.rollout.is_cap = Some(1.0);
+    config.placement.ray_address = Some("x".into());
     config.preference.path = Some("x".into());
     let table: toml::Table = toml::from_str(&config.to_toml()).unwrap();
     let mut keys = Vec::new();

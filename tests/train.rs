@@ -7,9 +7,11 @@
 //! `placement.rollout_servers` generate the samples and take every weight sync; a learner group
 //! of two ranks (`placement.learners = 2`, the second rank started by `rl train`) trains like
 //! one learner; `configs/distributed.toml` trains like the same config in one process, and its
-//! controller killed with SIGKILL leaves no process behind and resumes to the same weights, and
-//! a rollout worker killed mid-run hands its work to the other, every step complete; a learner
-//! rank killed mid-run stops the run with a checkpoint and a message naming the rank.
+//! controller killed with SIGKILL leaves no process behind and resumes to the same weights; a
+//! rollout worker killed mid-run hands its work to the other and is restarted, a hung one
+//! (SIGSTOP) is caught by its deadline and restarted, and a killed reward server is restarted,
+//! every step complete; a learner rank killed mid-run stops the run with a checkpoint and a
+//! message naming the rank.
 
 mod common;
 
@@ -20,7 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Served, repo, rl, stderr, stdout, tiny_chat_model};
+use common::{Served, assert_trained_alike, repo, rl, stderr, stdout, tiny_chat_model};
 
 /// The tiny model, made once per test in `dir`.
 fn tiny(dir: &Path) -> PathBuf {
@@ -734,18 +736,50 @@ fn the_distributed_config_trains_like_one_process() {
         &["placement.mode=\"local\"", "placement.learners=1"],
     );
     assert_eq!(spread.len(), 2);
-    assert_eq!(together.len(), 2);
-    for (a, b) in spread.iter().zip(&together) {
-        assert_eq!(
-            a["reward/mean"], b["reward/mean"],
-            "the same samples and scores"
-        );
-        for key in ["actor/pg_loss", "actor/grad_norm", "actor/entropy"] {
-            let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
-            assert!(
-                (x - y).abs() <= 1e-5 * x.abs().max(1.0),
-                "{key}: {x} spread, {y} in one process"
-            );
+    assert_trained_alike(&spread, &together, "spread");
+}
+
+#[test]
+fn weights_broadcast_over_a_weight_group_train_like_the_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny(tmp.path());
+    let config = repo().join("configs/distributed.toml");
+    let run = |name: &str, sync: &str| {
+        let dir = tmp.path().join(name);
+        let mut args = short(&model, 3);
+        args.extend(sets(&[
+            "eval.every=0",
+            "logging.every=1",
+            "placement.learners=1",
+            "algorithm.entropy_coef=0.01",
+            &format!("placement.weight_sync=\"{sync}\""),
+        ]));
+        let out = train(tmp.path(), &config, &dir, &args);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let steps: Vec<serde_json::Value> = metrics(&dir)
+            .into_iter()
+            .filter(|l| l["step"].as_u64() > Some(0) && l.get("actor/pg_loss").is_some())
+            .collect();
+        (steps, stderr(&out))
+    };
+    let (broadcast, log) = run("broadcast", "broadcast");
+    assert!(
+        log.contains("by broadcast over a weight group"),
+        "the weight group formed:\n{log}"
+    );
+    assert!(!log.contains("weights go by stream from now on"), "{log}");
+    let (stream, _) = run("stream", "stream");
+    assert_eq!((broadcast.len(), stream.len()), (3, 3));
+    for (a, b) in broadcast.iter().zip(&stream) {
+        // The workers sampled with the same weights: the same samples, scores and losses.
+        for key in [
+            "reward/mean",
+            "actor/pg_loss",
+            "actor/entropy",
+            "response_length/mean",
+            "sync/bytes",
+        ] {
+            assert_eq!(a[key], b[key], "{key}: {a} by broadcast, {b} by stream");
         }
     }
 }
@@ -844,9 +878,11 @@ fn a_killed_distributed_controller_leaves_no_process_and_resumes_to_the_same_wei
     );
 }
 
-#[test]
-fn a_rollout_worker_killed_mid_run_hands_its_work_to_the_other() {
-    let tmp = tempfile::tempdir().unwrap();
+/// Runs `configs/distributed.toml` (one learner) for 4 steps with `extra` settings, sends
+/// `signal` to its `role` process (`rollout-worker`, `reward-server`) after step 1, and checks
+/// that every step still completed with nothing dropped; the run's stderr and last metrics line.
+fn survives(signal: &str, role: &str, extra: &[&str]) -> (String, serde_json::Value) {
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let model = tiny(tmp.path());
     let config = repo().join("configs/distributed.toml");
     let mut args = short(&model, 4);
@@ -855,17 +891,19 @@ fn a_rollout_worker_killed_mid_run_hands_its_work_to_the_other() {
         "logging.every=1",
         "placement.learners=1",
     ]));
+    args.extend(sets(extra));
     let run = tmp.path().join("run");
     let child = train_until_step(tmp.path(), &config, &run, &args, 1);
-    let worker = child_running(child.id(), "rollout-worker").expect("a rollout-worker process");
+    let pid = child_running(child.id(), role).unwrap_or_else(|| panic!("a {role} process"));
     let status = Command::new("kill")
-        .args(["-KILL", &worker.to_string()])
+        .args([signal, &pid.to_string()])
         .status()
-        .unwrap();
+        .expect("kill runs");
     assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    let out = child.wait_with_output().expect("rl train's output");
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{log}");
+    assert!(gone(pid), "the {role} that was sent {signal} is gone");
     let steps: Vec<serde_json::Value> = metrics(&run)
         .into_iter()
         .filter(|l| l["step"].as_u64() > Some(0) && l.get("rollout/samples").is_some())
@@ -882,7 +920,30 @@ fn a_rollout_worker_killed_mid_run_hands_its_work_to_the_other() {
             "nothing lost: {line}"
         );
     }
+    (log, steps[3].clone())
+}
+
+#[test]
+fn a_rollout_worker_killed_mid_run_hands_its_work_to_the_other_and_is_restarted() {
+    let (log, last) = survives("-KILL", "rollout-worker", &[]);
     assert!(log.contains("is gone"), "the loss was noticed:\n{log}");
+    assert!(log.contains("was restarted at"), "{log}");
+    assert!(last["rollout/restarts"].as_f64() >= Some(1.0), "{last}");
+}
+
+#[test]
+fn a_hung_rollout_worker_is_caught_by_its_deadline_and_restarted() {
+    // SIGSTOP: the process lives, holds its connections and answers nothing.
+    let (log, last) = survives("-STOP", "rollout-worker", &["rollout.worker_timeout_s=3"]);
+    assert!(log.contains("(hung)"), "the hang was noticed:\n{log}");
+    assert!(log.contains("was restarted at"), "{log}");
+    assert!(last["rollout/restarts"].as_f64() >= Some(1.0), "{last}");
+}
+
+#[test]
+fn a_reward_server_killed_mid_run_is_restarted_and_the_batch_scored_again() {
+    let (log, _) = survives("-KILL", "reward-server", &["reward.attempts=2"]);
+    assert!(log.contains("the reward server was restarted at"), "{log}");
 }
 
 /// The first live child of `pid` whose command line holds `word`.

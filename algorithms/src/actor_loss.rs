@@ -1,5 +1,6 @@
 //! The actor objective the policy-gradient algorithms share: PPO's clipped surrogate on the
-//! advantages, plus an optional KL penalty to the reference model and an entropy bonus, each
+//! advantages (each token's term weighted by its importance weight when the samples are stale),
+//! plus an optional KL penalty to the reference model and an entropy bonus, each
 //! reduced by the configured aggregation so that micro-batch losses sum exactly to the
 //! mini-batch loss. Metrics use veRL's names.
 
@@ -59,7 +60,24 @@ impl ActorObjective {
 
         let pg = ppo_policy_loss(x.logprobs, x.old_logprobs, x.advantages, x.mask, &self.clip)
             .map_err(err)?;
-        let pg_loss = reduce(&pg.loss)?;
+        // Stale samples (asynchronous rollouts): the surrogate is relative to the learner's
+        // policy at the start of the update, and each token's term carries its truncated
+        // importance weight back to the policy that sampled it.
+        let pg_per_token = match x.is_weights {
+            Some(w) if w.size() == x.mask.size() => &pg.loss * w.detach(),
+            Some(w) => {
+                return Err(AlgorithmError {
+                    algorithm: name.to_owned(),
+                    message: format!(
+                        "importance weights of shape {:?} for a mask of shape {:?}",
+                        w.size(),
+                        x.mask.size()
+                    ),
+                });
+            }
+            None => pg.loss.shallow_clone(),
+        };
+        let pg_loss = reduce(&pg_per_token)?;
         let mut metrics = vec![
             ("actor/pg_loss".to_owned(), pg_loss.double_value(&[])),
             (
@@ -101,26 +119,59 @@ mod tests {
     use super::*;
     use crate::fixtures::{batch, objective};
 
+    /// The loss inputs of batch `b` with advantages 1 on every token, current log-probs
+    /// `logprobs` and importance weights `weights`.
+    fn inputs<'a>(
+        b: &'a crate::Experience,
+        logprobs: &'a Tensor,
+        weights: Option<&'a Tensor>,
+    ) -> LossInputs<'a> {
+        LossInputs {
+            logprobs,
+            entropy: None,
+            values: None,
+            old_logprobs: &b.old_logprobs,
+            is_weights: weights,
+            ref_logprobs: b.ref_logprobs.as_ref(),
+            old_values: None,
+            advantages: &b.mask,
+            returns: None,
+            mask: &b.mask,
+            minibatch_tokens: 12.0,
+            minibatch_sequences: 4.0,
+        }
+    }
+
     /// The loss of `fixtures::batch` under `objective` at the rollout policy itself.
     fn loss(objective: &ActorObjective, with_reference: bool) -> Result<Loss, AlgorithmError> {
         let b = batch(with_reference);
-        let advantages = b.mask.shallow_clone();
-        objective.loss(
-            "grpo",
-            &LossInputs {
-                logprobs: &b.old_logprobs,
-                entropy: None,
-                values: None,
-                old_logprobs: &b.old_logprobs,
-                ref_logprobs: b.ref_logprobs.as_ref(),
-                old_values: None,
-                advantages: &advantages,
-                returns: None,
-                mask: &b.mask,
-                minibatch_tokens: 12.0,
-                minibatch_sequences: 4.0,
-            },
-        )
+        objective.loss("grpo", &inputs(&b, &b.old_logprobs, None))
+    }
+
+    #[test]
+    fn importance_weights_scale_each_tokens_policy_gradient_term() {
+        let b = batch(false);
+        let run = |weights: Option<&Tensor>| {
+            let logprobs = (&b.old_logprobs + 0.05).set_requires_grad(true);
+            let loss = objective(None)
+                .loss("grpo", &inputs(&b, &logprobs, weights))
+                .unwrap();
+            loss.loss.backward();
+            (loss.loss.double_value(&[]), logprobs.grad())
+        };
+        let (plain, plain_grad) = run(None);
+        let half = Tensor::full_like(&b.mask, 0.5);
+        let (weighted, weighted_grad) = run(Some(&half));
+        assert!(
+            (weighted - plain / 2.0).abs() < 1e-6,
+            "{weighted} vs {plain}"
+        );
+        assert!(weighted_grad.allclose(&(plain_grad / 2.0), 1e-6, 1e-7, false));
+        let wrong = Tensor::ones([1, 1], (Kind::Float, tch::Device::Cpu));
+        let err = objective(None)
+            .loss("grpo", &inputs(&b, &b.old_logprobs, Some(&wrong)))
+            .unwrap_err();
+        assert!(err.message.contains("importance weights of shape"), "{err}");
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub struct Experience {
     pub rewards: Tensor,
     /// `[b]` i64 group id: sequences sampled from the same prompt share one.
     pub groups: Tensor,
+    /// `[b, n]` f32 importance weights of samples drawn by a stale policy (asynchronous
+    /// rollouts, [`crate::math::importance`]): each token's policy-gradient term is multiplied
+    /// by its weight. None = on-policy samples, weight 1.
+    pub is_weights: Option<Tensor>,
 }
 
 /// What an algorithm derives from a batch before the update.
@@ -73,6 +77,8 @@ pub struct LossInputs<'a> {
     pub values: Option<&'a Tensor>,
     /// `[m, n]` rollout log-probs.
     pub old_logprobs: &'a Tensor,
+    /// `[m, n]` importance weights of stale samples ([`Experience::is_weights`]).
+    pub is_weights: Option<&'a Tensor>,
     /// `[m, n]` reference log-probs.
     pub ref_logprobs: Option<&'a Tensor>,
     /// `[m, n]` critic values at rollout time.
@@ -147,6 +153,7 @@ pub struct Loss {
 ///     values: None,
 ///     rewards: Tensor::from_slice(&[1f32, 0.]),
 ///     groups: Tensor::from_slice(&[0i64, 0]),
+///     is_weights: None,
 /// };
 /// let mut algo = Reinforce;
 /// let targets = algo.targets(&batch).unwrap();

@@ -108,6 +108,7 @@ mod tests {
             values: None,
             rewards: Tensor::from_slice(rewards),
             groups: Tensor::from_slice(&[0i64, 0, 1, 1]),
+            is_weights: None,
         }
     }
 

@@ -78,5 +78,6 @@ pub fn batch(with_reference: bool) -> Experience {
         ),
         rewards: Tensor::from_slice(&[1f32, 0., 0.7, 0.]),
         groups: Tensor::from_slice(&[0i64, 0, 1, 1]),
+        is_weights: None,
     }
 }

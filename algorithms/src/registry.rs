@@ -143,6 +143,7 @@ mod tests {
             values: None,
             rewards: Tensor::from_slice(rewards),
             groups: Tensor::arange(b, (Kind::Int64, Device::Cpu)).divide_scalar_mode(2, "floor"),
+            is_weights: None,
         }
     }
 

@@ -5,7 +5,9 @@
 # (the bench binaries of rl-rollout and rl-learner, stripped), and the SmolLM2 GGUF reassembled
 # at /tmp/smollm2.gguf (it travels in two parts). The machine has torch, transformers and trl.
 #
-#   scripts/gpu/check.sh [engine|step|placement|race|all]  (default: all; each fits one call)
+#   scripts/gpu/check.sh [engine|step|placement|async|nccl|race|all]  (default: all; each fits
+#   one call). nccl also needs .device/group-test, rl-learner's tests/group.rs binary built with
+#   NCCL (the venv's nvidia-cuda-cccl headers make the build include it).
 #
 # engine: CUDA graphs vs eager, greedy bf16 on 64 prompts: at least 95% identical completions;
 #         batch 256 (64-token prompts, 256 new tokens) at >= 75,000 tokens/s with graphs, beside
@@ -14,6 +16,10 @@
 # placement: the same step in placement.mode = "processes" (an rl rollout-worker and an rl
 #         reward-server process, weights synced over gRPC) against one process: median step
 #         time of each, processes at most 2x one process.
+# async:  the same step with rollout.async = true (generation of step t+1 overlapping the update
+#         of step t) against synchronous rollouts: median step time of each, async at most 1x.
+# nccl:   a learner group of one rank over NCCL sums and broadcasts CUDA tensors (world size 1:
+#         one GPU cannot hold two NCCL ranks).
 # race:   benches/race_trl.py --preset gpu (TRL and rl, 128 completions a step, lr 1e-5, 24
 #         tokens): rl reaches 95% within 300 s of training, and 85% at least 5x sooner than TRL.
 set -uo pipefail
@@ -103,6 +109,22 @@ placement() {
   bar "GRPO step in processes mode / one process" "$(python3 -c "print($spread / $one)")" "<=" 2.0
 }
 
+async_rollouts() {
+  local sync overlapped
+  sync=$(grpo_step "$out/sync")
+  overlapped=$(grpo_step "$out/async" --set rollout.async=true)
+  echo "median step: synchronous $sync s, asynchronous $overlapped s"
+  bar "GRPO step with async rollouts / synchronous" "$(python3 -c "print($overlapped / $sync)")" "<=" 1.0
+}
+
+nccl() {
+  if .device/group-test --ignored --exact nccl_world_of_one_sums_and_broadcasts_cuda_tensors; then
+    bar "NCCL world of one: sums and broadcasts on the GPU (1 = passed)" 1 ">=" 1
+  else
+    bar "NCCL world of one: sums and broadcasts on the GPU (1 = passed)" 0 ">=" 1
+  fi
+}
+
 race() {
   RL_BIN=.device/rl python3 benches/race_trl.py --preset gpu --steps 60 --eval-every 5 \
     --gguf /tmp/smollm2.gguf --out "$out/race" --png "$out/race.png"
@@ -131,9 +153,11 @@ case "$stage" in
   engine) engine ;;
   step) step ;;
   placement) placement ;;
+  async) async_rollouts ;;
+  nccl) nccl ;;
   race) race ;;
-  all) engine; step; placement; race ;;
-  *) echo "usage: scripts/gpu/check.sh [engine|step|placement|race|all]" >&2; exit 2 ;;
+  all) engine; step; placement; async_rollouts; nccl; race ;;
+  *) echo "usage: scripts/gpu/check.sh [engine|step|placement|async|nccl|race|all]" >&2; exit 2 ;;
 esac
 echo "$missed bar(s) missed"
 [ "$missed" -eq 0 ]

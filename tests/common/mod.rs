@@ -242,3 +242,24 @@ pub fn exit_within(
     }
     status.map(|s| (s.code(), err))
 }
+
+/// Asserts that two runs' update lines (`metrics.jsonl`, one per step) trained alike: the same
+/// mean reward each step (the same samples and scores), and loss, gradient norm and entropy
+/// within 1e-5 (relative). `how` names the first run in messages.
+pub fn assert_trained_alike(a: &[serde_json::Value], b: &[serde_json::Value], how: &str) {
+    assert_eq!(a.len(), b.len(), "as many updates {how} as in one process");
+    for (a, b) in a.iter().zip(b) {
+        assert_eq!(
+            a["reward/mean"], b["reward/mean"],
+            "the same samples and scores"
+        );
+        for key in ["actor/pg_loss", "actor/grad_norm", "actor/entropy"] {
+            let value = |line: &serde_json::Value| line[key].as_f64().expect("a number");
+            let (x, y) = (value(a), value(b));
+            assert!(
+                (x - y).abs() <= 1e-5 * x.abs().max(1.0),
+                "{key}: {x} {how}, {y} in one process"
+            );
+        }
+    }
+}

@@ -16,6 +16,7 @@
 //! | [`kl`] | [`KlEstimator`] k1/k2/k3 and the fixed/adaptive KL coefficient |
 //! | [`aggregate`](mod@aggregate) | [`LossAggregation`]: token-mean, seq-mean-token-sum, seq-mean-token-mean |
 //! | [`filters`] | DAPO's dynamic sampling (drop all-equal groups) |
+//! | [`importance`] | truncated importance weights for samples of a stale policy |
 //!
 //! Conventions: `b` samples (sequences), `t` response positions; `mask` `[b, t]` nonzero =
 //! response token, 0 = prompt or padding, and whatever an invalid position holds (even NaN)
@@ -30,6 +31,7 @@ mod check;
 mod error;
 pub mod filters;
 pub mod groups;
+pub mod importance;
 pub mod kl;
 pub mod masked;
 pub mod policy_loss;
@@ -46,6 +48,7 @@ pub use aggregate::aggregate;
 pub use error::{MathError, Result};
 pub use filters::dynamic_sampling_keep;
 pub use groups::contiguous_group_ids;
+pub use importance::{IsWeights, truncated_is_weights};
 pub use kl::{AdaptiveKlController, FixedKlController, KlController, token_kl};
 pub use masked::{explained_variance, masked_mean, masked_sum, masked_var, masked_whiten};
 pub use policy_loss::{PolicyLoss, PpoClip, ppo_policy_loss};

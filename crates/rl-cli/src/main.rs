@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod console;
+mod placement;
 
 use std::process::ExitCode;
 

@@ -113,6 +113,46 @@ fn rollout_max_batch_is_bounded() {
 }
 
 #[test]
+fn the_importance_cap_belongs_to_asynchronous_rollouts() {
+    let config = load("[rollout]\nasync = true\n", &[]).unwrap();
+    assert_eq!(config.rollout.is_cap(), Some(2.0), "the default cap");
+    let config = load("[rollout]\nasync = true\nis_cap = 1.5\n", &[]).unwrap();
+    assert_eq!(config.rollout.is_cap(), Some(1.5));
+    assert_eq!(load("", &[]).unwrap().rollout.is_cap(), None);
+    let msg = message("[rollout]\nis_cap = 1.5\n", &[]);
+    assert!(
+        msg.contains("rollout.is_cap = 1.5") && msg.contains("set rollout.async = true"),
+        "{msg}"
+    );
+    let msg = message("[rollout]\nasync = true\nis_cap = 0\n", &[]);
+    assert!(msg.contains("must be finite and > 0"), "{msg}");
+}
+
+#[test]
+fn ray_keys_belong_to_ray_mode_and_a_remote_cluster_needs_a_reachable_rendezvous() {
+    let msg = message("[placement]\nray_cpus = 0.5\n", &[]);
+    assert!(
+        msg.contains("placement.ray_cpus")
+            && msg.contains("applies to placement.mode = \"ray\" only"),
+        "{msg}"
+    );
+    let ray = "[placement]\nmode = \"ray\"\nlearners = 2\n";
+    assert!(load(ray, &[]).is_ok(), "a private instance on this machine");
+    assert!(load(ray, &["placement.ray_address=\"127.0.0.1:6379\""]).is_ok());
+    let msg = message(ray, &["placement.ray_address=\"10.0.0.9:6379\""]);
+    assert!(msg.contains("set placement.rendezvous"), "{msg}");
+    let reachable = [
+        "placement.ray_address=\"auto\"",
+        "placement.rendezvous=\"10.0.0.5:29500\"",
+    ];
+    assert!(load(ray, &reachable).is_ok());
+    let msg = message("[placement]\nmode = \"ray\"\nray_cpus = 0\n", &[]);
+    assert!(msg.contains("must be finite and > 0"), "{msg}");
+    let msg = message("[rollout]\nworker_timeout_s = 0\n", &[]);
+    assert!(msg.contains("rollout.worker_timeout_s"), "{msg}");
+}
+
+#[test]
 fn errors_about_huge_values_stay_short() {
     let huge = "x".repeat(50 << 20);
     for (text, overrides) in [

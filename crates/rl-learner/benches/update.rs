@@ -103,6 +103,7 @@ fn main() {
         entropy: false,
         temperature: 1.0,
         fp32_master_weights: true,
+        is_cap: None,
         shared_prefix: true,
         seed: 0,
     };

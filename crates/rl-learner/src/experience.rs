@@ -100,6 +100,7 @@ pub fn build(
         values: None,
         rewards: Tensor::from_slice(&rewards).to_device(device),
         groups: Tensor::from_slice(&groups).to_device(device),
+        is_weights: None,
     })
 }
 

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
-use rl_algorithms::{Algorithm, AlgorithmError, Experience, LossInputs, Targets};
+use rl_algorithms::{
+    Algorithm, AlgorithmError, Experience, LossInputs, Targets, math::truncated_is_weights,
+};
 use rl_core::config::LrSchedule;
 use rl_model::{
     CausalLm, TrainingPass, backward_token_loss, heads::ScalarModel, logprobs::DEFAULT_CHUNK_TOKENS,
@@ -75,6 +77,23 @@ pub struct UpdateSettings {
     pub fp32_master_weights: bool,
     /// Seed of the shuffling.
     pub seed: u64,
+    /// Samples of a stale policy (asynchronous rollouts), corrected by truncated importance
+    /// sampling with this cap: the ratio and its clip are taken against the policy at the
+    /// update's start, and each token's policy-gradient term carries the weight
+    /// `min(π_start / π_sampler, cap)`. None: the sampler's log-probs are the old log-probs.
+    pub is_cap: Option<f64>,
+}
+
+/// How an update treats the sampler's log-probs.
+enum Staleness {
+    /// They are the old log-probs (on-policy samples, or weights the caller set).
+    OnPolicy,
+    /// With one optimiser step per update, the policy at the update's start is the one each
+    /// pass computes: the weights come from the pass itself, at no extra cost.
+    InPass(f64),
+    /// Otherwise one more pass scores the batch first: the batch with those old log-probs and
+    /// weights.
+    Scored(Experience),
 }
 
 /// What one update did.
@@ -394,9 +413,28 @@ impl Learner {
                 "no sequence left to train on (every group was filtered)".into(),
             ));
         }
+        let mut stats = UpdateStats::default();
+        let mut scored_weights = None;
+        let one_step = s.epochs == 1 && rows.len() <= s.mini_batch_size.max(1);
+        let staleness = match s.is_cap {
+            Some(_) if batch.is_weights.is_some() => Staleness::OnPolicy,
+            Some(cap) if one_step => Staleness::InPass(cap),
+            Some(cap) => {
+                let start = self.logprobs(batch);
+                let w = truncated_is_weights(&start, &batch.old_logprobs, &batch.mask, cap)
+                    .map_err(|e| LearnerError::Batch(format!("importance weights: {e}")))?;
+                scored_weights = Some((w.mean, w.capped_frac));
+                Staleness::Scored(reweighted(batch, start, w.weights))
+            }
+            None => Staleness::OnPolicy,
+        };
+        let (batch, in_pass) = match &staleness {
+            Staleness::Scored(scored) => (scored, None),
+            Staleness::InPass(cap) => (batch, Some(*cap)),
+            Staleness::OnPolicy => (batch, None),
+        };
         let mut rng =
             StdRng::seed_from_u64(s.seed ^ self.updates.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let mut stats = UpdateStats::default();
         let mut sums: BTreeMap<String, f64> = BTreeMap::new();
         let mut probe = Probe {
             fresh: true,
@@ -410,7 +448,13 @@ impl Learner {
                 let mini = &self.pass_order(batch, mini)?;
                 let step = self.optimizer.steps() + stats.skipped;
                 let lr = learning_rate(s.lr, s.schedule, s.warmup_steps, step, s.total_steps);
-                let pass = self.minibatch(algorithm, batch, targets, mini, skip_inert, &mut probe);
+                let pass = self.minibatch(
+                    algorithm,
+                    batch,
+                    targets,
+                    (mini, skip_inert, in_pass),
+                    &mut probe,
+                );
                 let metrics = match pass {
                     Ok(metrics) => metrics,
                     Err(e) => {
@@ -460,6 +504,10 @@ impl Learner {
             }
         }
         self.updates += 1;
+        if let Some((mean, capped)) = scored_weights {
+            sums.insert(IS_WEIGHT_MEAN.into(), mean * stats.steps.max(1) as f64);
+            sums.insert(IS_CAPPED_FRAC.into(), capped * stats.steps.max(1) as f64);
+        }
         if probe.tokens > 0.0 {
             stats.logprob_diff = Some((probe.max_diff, probe.sum_diff / probe.tokens));
         }
@@ -491,14 +539,14 @@ impl Learner {
     }
 
     /// Forward and backward over the micro-batches of `rows` (without the rows whose advantages
-    /// are all zero when `skip_inert`); returns the summed metrics.
+    /// are all zero when `skip_inert`; with importance weights from the pass itself under the
+    /// cap `in_pass`); returns the summed metrics.
     fn minibatch(
         &self,
         algorithm: &dyn Algorithm,
         batch: &Experience,
         targets: &Targets,
-        rows: &[i64],
-        skip_inert: bool,
+        (rows, skip_inert, in_pass): (&[i64], bool, Option<f64>),
         probe: &mut Probe,
     ) -> Result<BTreeMap<String, f64>, LearnerError> {
         let device = batch.input_ids.device();
@@ -580,14 +628,16 @@ impl Learner {
                 .critic
                 .as_ref()
                 .map(|c| c.model.values(&ids, &attention).narrow(1, 0, t - 1));
-            let (reference, old_values, returns) = (
+            let (reference, old_values, returns, is_weights) = (
                 take_opt(&batch.ref_logprobs),
                 take_opt(&batch.values),
                 take_opt(&targets.returns),
+                take_opt(&batch.is_weights),
             );
             // The memory-lean pass: the loss sees the log-probs as leaves, and the output
             // projection's backward recomputes each chunk's logits instead of keeping them.
             let mut outcome = None;
+            let mut weighing = None;
             let pass = TrainingPass {
                 scored: Some(&mask),
                 temperature: self.settings.temperature,
@@ -599,11 +649,38 @@ impl Learner {
                 if weight > 0.0 {
                     probe.observe(&stats.logprobs, &old, &mask);
                 }
+                // The pass computes the policy at the update's start: the old log-probs of
+                // stale samples, and their weights back to the sampler.
+                let start = in_pass.map(|cap| {
+                    let start = stats.logprobs.detach();
+                    let w = truncated_is_weights(&start, &old, &mask, cap);
+                    (start, w)
+                });
+                let (old, is_weights) = match start {
+                    Some((start, Ok(w))) => {
+                        let tokens = mask.sum(Kind::Float).double_value(&[]);
+                        weighing = Some((w.mean * tokens, w.capped_frac * tokens, tokens));
+                        (start, Some(w.weights))
+                    }
+                    Some((_, Err(e))) => {
+                        weighing = Some((f64::NAN, 0.0, 0.0));
+                        outcome = Some(Err(AlgorithmError {
+                            algorithm: "importance weights".into(),
+                            message: e.to_string(),
+                        }));
+                        return (&stats.logprobs * 0.0).sum(Kind::Float);
+                    }
+                    None => (
+                        old.shallow_clone(),
+                        is_weights.as_ref().map(Tensor::shallow_clone),
+                    ),
+                };
                 let result = algorithm.loss(&LossInputs {
                     logprobs: &stats.logprobs,
                     entropy: stats.entropy.as_ref(),
                     values: values.as_ref(),
                     old_logprobs: &old,
+                    is_weights: is_weights.as_ref(),
                     ref_logprobs: reference.as_ref(),
                     old_values: old_values.as_ref(),
                     advantages: &adv,
@@ -625,9 +702,22 @@ impl Learner {
             for (k, v) in loss.metrics {
                 *sums.entry(k).or_default() += v * weight;
             }
+            if let Some((weights, capped, tokens)) = weighing {
+                *sums.entry(IS_WEIGHT_SUM.into()).or_default() += weights * weight;
+                *sums.entry(IS_CAPPED_SUM.into()).or_default() += capped * weight;
+                *sums.entry(IS_TOKENS.into()).or_default() += tokens * weight;
+            }
         }
         if let Some(group) = &self.group {
             self.sum_over_ranks(group, &mut sums)?;
+        }
+        // Token sums of the pass-made importance weights, over every rank: their means.
+        if let Some(tokens) = sums.remove(IS_TOKENS) {
+            let per = tokens.max(1.0);
+            let weights = sums.remove(IS_WEIGHT_SUM).unwrap_or_default();
+            let capped = sums.remove(IS_CAPPED_SUM).unwrap_or_default();
+            metrics.insert(IS_WEIGHT_MEAN.into(), weights / per);
+            metrics.insert(IS_CAPPED_FRAC.into(), capped / per);
         }
         metrics.extend(sums);
         Ok(metrics)
@@ -659,6 +749,32 @@ impl Learner {
             *v = total;
         }
         Ok(())
+    }
+}
+
+/// Metrics of the importance weights of stale samples: their mean, and how often the cap bit.
+pub const IS_WEIGHT_MEAN: &str = "rollout/is_weight_mean";
+/// See [`IS_WEIGHT_MEAN`].
+pub const IS_CAPPED_FRAC: &str = "rollout/is_capped_frac";
+/// Token sums behind the two, summed over micro-batches and ranks.
+const IS_WEIGHT_SUM: &str = "rollout/is_weight_sum";
+const IS_CAPPED_SUM: &str = "rollout/is_capped_sum";
+const IS_TOKENS: &str = "rollout/is_tokens";
+
+/// `batch` with the old log-probs `start` (the policy at the update's start) and the importance
+/// weights `weights` of its samples back to the sampler.
+fn reweighted(batch: &Experience, start: Tensor, weights: Tensor) -> Experience {
+    let copy = |t: &Option<Tensor>| t.as_ref().map(Tensor::shallow_clone);
+    Experience {
+        input_ids: batch.input_ids.shallow_clone(),
+        attention_mask: batch.attention_mask.shallow_clone(),
+        mask: batch.mask.shallow_clone(),
+        old_logprobs: start,
+        ref_logprobs: copy(&batch.ref_logprobs),
+        values: copy(&batch.values),
+        rewards: batch.rewards.shallow_clone(),
+        groups: batch.groups.shallow_clone(),
+        is_weights: Some(weights),
     }
 }
 

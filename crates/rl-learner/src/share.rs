@@ -17,7 +17,7 @@ pub enum Shared {
 }
 
 /// Header slots: what follows, the shapes `[b, t]` and `n`, and which optional tensors come.
-const HEADER: usize = 8;
+const HEADER: usize = 9;
 const UPDATE: i64 = 1;
 
 /// On rank 0: sends `update` to every other rank (`None`: stop).
@@ -36,6 +36,7 @@ pub fn send(
         batch.values.is_some(),
         targets.returns.is_some(),
         targets.keep.is_some(),
+        batch.is_weights.is_some(),
     ];
     let mut header = vec![UPDATE, b, t, n];
     header.extend(flags.iter().map(|&f| i64::from(f)));
@@ -70,6 +71,7 @@ pub fn receive(group: &ProcessGroup, device: Device) -> Result<Shared, GroupErro
         values: optional(flag(1)),
         rewards: zeros(&[b], Kind::Float),
         groups: zeros(&[b], Kind::Int64),
+        is_weights: optional(flag(4)),
     };
     let targets = Targets {
         advantages: zeros(&[b, n], Kind::Float),
@@ -102,7 +104,12 @@ fn fields<'a>(batch: &'a Experience, targets: &'a Targets) -> Vec<(&'a Tensor, K
         (&batch.groups, Kind::Int64),
         (&targets.advantages, Kind::Float),
     ];
-    let optional = [&batch.ref_logprobs, &batch.values, &targets.returns];
+    let optional = [
+        &batch.ref_logprobs,
+        &batch.values,
+        &targets.returns,
+        &batch.is_weights,
+    ];
     out.extend(optional.into_iter().flatten().map(|x| (x, Kind::Float)));
     out.extend(targets.keep.iter().map(|k| (k, Kind::Int64)));
     out

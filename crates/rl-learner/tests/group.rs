@@ -117,3 +117,39 @@ fn rank() {
     group.barrier().unwrap();
     println!("rank checks passed");
 }
+
+#[test]
+#[ignore = "needs a CUDA GPU and rl built with NCCL: scripts/gpu/check.sh nccl runs it"]
+fn nccl_world_of_one_sums_and_broadcasts_cuda_tensors() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let rendezvous = Rendezvous {
+        addr: "127.0.0.1".into(),
+        port,
+        rank: 0,
+        world: 1,
+        local_rank: 0,
+        agent_store: false,
+    };
+    let group = ProcessGroup::join(&rendezvous, Backend::Nccl, Duration::from_secs(60)).unwrap();
+    let gpu = Device::Cuda(0);
+    let a = Tensor::full([3], 2.0, (Kind::Float, gpu));
+    let b = Tensor::from_slice(&[7i64]).to_device(gpu);
+    group
+        .all_reduce_sum(&[a.shallow_clone(), b.shallow_clone()])
+        .unwrap();
+    assert_eq!(
+        Vec::<f32>::try_from(a.to_device(Device::Cpu)).unwrap(),
+        [2.0; 3]
+    );
+    let c = Tensor::full([2, 2], 1.5, (Kind::BFloat16, gpu));
+    group.broadcast(&[c.shallow_clone()], 0).unwrap();
+    assert_eq!(
+        c.to_kind(Kind::Float).sum(Kind::Float).double_value(&[]),
+        6.0
+    );
+    assert_eq!(b.int64_value(&[0]), 7);
+}

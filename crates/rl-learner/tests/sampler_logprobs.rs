@@ -60,6 +60,7 @@ fn learner(temperature: f64) -> Learner {
         entropy: false,
         temperature,
         fp32_master_weights: true,
+        is_cap: None,
         shared_prefix: true,
         seed: 0,
     };

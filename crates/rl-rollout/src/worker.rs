@@ -21,7 +21,10 @@ use std::{
 use tch::Tensor;
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
-use crate::{Engine, Event, GenerateRequest, RolloutError};
+use crate::{
+    Engine, Event, GenerateRequest, RolloutError,
+    remote::collective::{Meeting, Spec},
+};
 
 /// A boxed, sendable future (keeps [`RolloutWorker`] usable as a trait object).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -64,6 +67,32 @@ pub trait RolloutWorker: Send + Sync {
 
     /// The worker's state; an error when it cannot be reached or has stopped.
     fn info(&self) -> BoxFuture<'_, Result<WorkerInfo, RolloutError>>;
+
+    /// Joins the controller's weight group ([`crate::remote::collective`]); only a worker in
+    /// another process can.
+    fn join_weight_group(&self, meeting: Meeting) -> BoxFuture<'_, Result<(), RolloutError>> {
+        let _ = meeting;
+        Box::pin(async {
+            Err(RolloutError::Config(
+                "an in-process worker takes the weights by copy, not over a weight group".into(),
+            ))
+        })
+    }
+
+    /// Takes weights the controller broadcasts over the weight group (tensors as `specs` say,
+    /// in that order) and sets the policy version; the controller broadcasts while it runs.
+    fn broadcast_weights(
+        &self,
+        version: u64,
+        specs: Vec<Spec>,
+    ) -> BoxFuture<'_, Result<(), RolloutError>> {
+        let _ = (version, specs);
+        Box::pin(async {
+            Err(RolloutError::Config(
+                "an in-process worker takes the weights by copy, not over a weight group".into(),
+            ))
+        })
+    }
 }
 
 /// Where the result of a weight update goes.

@@ -6,6 +6,7 @@ pub mod metrics;
 pub mod reward;
 pub mod run_dir;
 pub mod trainer;
+pub mod weight_group;
 
 pub use metrics::{MetricSink, Metrics, StepMetrics};
 pub use run_dir::{RunDir, RunDirError};

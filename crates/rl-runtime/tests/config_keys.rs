@@ -123,6 +123,10 @@ const LOOP: &str = "tests/train.rs::loop_keys_set_off_default_each_show_in_the_r
 const DEVICES: &str = "tests/cli.rs::what_this_machine_lacks_is_refused_before_anything_is_written";
 const GROUP: &str = "tests/train.rs::a_learner_group_of_two_ranks_trains_like_one_learner";
 const PROCESSES: &str = "tests/train.rs::the_distributed_config_trains_like_one_process";
+const RAY: &str = "tests/ray.rs::ray_places_the_roles_and_the_run_trains_like_one_process";
+const RAY_PRIVATE: &str = "tests/ray.rs::without_an_address_the_run_starts_a_private_ray_and_a_python_without_ray_is_refused";
+const ASYNC: &str =
+    "crates/rl-runtime/tests/learning.rs::asynchronous_rollouts_learn_one_policy_version_behind";
 const REWARD_MODEL: &str =
     "tests/reward_model.rs::rl_train_fits_a_minilm_reward_model_that_rl_reward_server_serves";
 
@@ -168,6 +172,13 @@ const KEYS: &[(&str, &str, Effect)] = &[
     ("rollout.top_k", "50", Derived(Sampling, NONE)),
     ("rollout.max_batch", "8", Derived(Engine, NONE)),
     ("rollout.max_seq_len", "512", Derived(Engine, NONE)),
+    ("rollout.async", "true", Run(ASYNC)),
+    ("rollout.is_cap", "1.5", Run(ASYNC)),
+    (
+        "rollout.worker_timeout_s",
+        "3",
+        Run("tests/train.rs::a_hung_rollout_worker_is_caught_by_its_deadline_and_restarted"),
+    ),
     ("reward.kind", "\"remote\"", Derived(Scores, SERVER)),
     ("reward.model", "\"{rm}\"", Derived(Scores, MODEL)),
     ("reward.url", "\"{server}\"", Derived(Scores, REMOTE)),
@@ -257,6 +268,14 @@ const KEYS: &[(&str, &str, Effect)] = &[
     ("learner.gradient_checkpointing", "true", Refused),
     ("placement.rollout_workers", "2", Run(LOOP)),
     ("placement.mode", "\"processes\"", Run(PROCESSES)),
+    ("placement.mode", "\"ray\"", Run(RAY)),
+    ("placement.ray_address", "\"127.0.0.1:6379\"", Run(RAY)),
+    ("placement.ray_cpus", "0.5", Run(RAY)),
+    (
+        "placement.ray_python",
+        "\"/venv/bin/python\"",
+        Run(RAY_PRIVATE),
+    ),
     ("placement.learners", "2", Run(GROUP)),
     ("placement.rollout_device", "\"cuda:7\"", Run(DEVICES)),
     ("placement.learner_device", "\"cuda:7\"", Run(DEVICES)),
@@ -271,6 +290,11 @@ const KEYS: &[(&str, &str, Effect)] = &[
         "placement.rollout_servers",
         "[\"http://host:50051\"]",
         Run("tests/train.rs::rollout_worker_processes_generate_and_take_every_sync"),
+    ),
+    (
+        "placement.weight_sync",
+        "\"broadcast\"",
+        Run("tests/train.rs::weights_broadcast_over_a_weight_group_train_like_the_stream"),
     ),
     ("logging.tensorboard", "false", Run(LOOP)),
     ("logging.jsonl", "false", Run(LOOP)),
@@ -442,6 +466,7 @@ fn algorithm(config: &Config) -> Result<String, String> {
         entropy: Some(&now.entropy),
         values: Some(&now.values),
         old_logprobs: &batch.old_logprobs,
+        is_weights: batch.is_weights.as_ref(),
         ref_logprobs: batch.ref_logprobs.as_ref(),
         old_values: batch.values.as_ref(),
         advantages: &targets.advantages,
@@ -483,6 +508,7 @@ fn experience() -> Experience {
         ])),
         rewards: Tensor::from_slice(&[1f32, 0.0, 0.7, 0.2]),
         groups: Tensor::from_slice(&[0i64, 0, 1, 1]),
+        is_weights: None,
     }
 }
 

@@ -4,6 +4,9 @@
 //! held-out accuracy of a simple verifiable task from chance to at least 0.9; a negative control,
 //! a reward blind to the output, teaches nothing.
 //!
+//! Asynchronous rollouts (one policy version behind, corrected by truncated importance
+//! sampling) learn it too.
+//!
 //! Task: the prompt is the token `t<p>`, p in 2..10; the answer is the token `t<p+6>`.
 
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -167,14 +170,19 @@ fn roles_with(config: &Config, reward: Right, engine: EngineConfig) -> Roles {
     }
 }
 
-/// Mean rewards per step, and the samples each step dropped.
+/// Mean rewards per step, the samples each step dropped, and each step's scalars.
 #[derive(Default)]
-struct Rewards(Vec<f64>, Vec<usize>);
+struct Rewards(
+    Vec<f64>,
+    Vec<usize>,
+    Vec<std::collections::BTreeMap<String, f64>>,
+);
 
 impl Progress for Rewards {
     fn step(&mut self, report: &StepReport) {
         self.0.push(report.reward_mean);
         self.1.push(report.dropped);
+        self.2.push(report.metrics.scalars.clone());
     }
 
     fn eval(&mut self, _: u64, _: &Evaluation) {}
@@ -214,6 +222,71 @@ fn every_algorithm_learns_the_task() {
         assert!(end >= 0.9, "{algorithm} reached only {end:.3}: {rewards:?}");
         assert!(after >= 0.9, "{algorithm}: held-out accuracy {after}");
     }
+}
+
+#[test]
+fn asynchronous_rollouts_learn_one_policy_version_behind() {
+    let mut config = config(AlgorithmName::Grpo, 40);
+    config.rollout.asynchronous = true;
+    config.rollout.is_cap = Some(1.5);
+    config.validate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let roles = roles(&config, Right { coin: None });
+    let mut trainer =
+        Trainer::with_roles(config, dir.path(), roles, Metrics::default(), false).unwrap();
+    let mut seen = Rewards::default();
+    let outcome = trainer.run(&AtomicBool::new(false), &mut seen).unwrap();
+    let (rewards, steps) = (&seen.0, &seen.2);
+    let end = rewards[rewards.len() - 5..].iter().sum::<f64>() / 5.0;
+    let after = outcome.last_accuracy.unwrap();
+    eprintln!(
+        "async: reward {:.3} → {end:.3}, held-out accuracy {after:.3}",
+        rewards[0]
+    );
+    assert!(end >= 0.9, "async GRPO reached only {end:.3}: {rewards:?}");
+    assert!(after >= 0.9, "async GRPO: held-out accuracy {after}");
+    // Step 1 trains on version 0, as the learner is; every later batch is one version behind.
+    let lag = |s: &std::collections::BTreeMap<String, f64>| s["rollout/policy_version_lag"];
+    assert_eq!(lag(&steps[0]), 0.0);
+    assert!(
+        steps[1..].iter().all(|s| lag(s) == 1.0),
+        "{:?}",
+        steps.iter().map(lag).collect::<Vec<_>>()
+    );
+    // The weights are logged with every update (a step whose groups all agree has none), and
+    // the cap of 1.5 bites somewhere while the policy moves fast.
+    let weighed: Vec<(f64, f64)> = steps
+        .iter()
+        .filter_map(|s| {
+            Some((
+                *s.get("rollout/is_weight_mean")?,
+                *s.get("rollout/is_capped_frac")?,
+            ))
+        })
+        .collect();
+    assert!(
+        weighed.len() >= 20,
+        "{} of 40 steps logged weights",
+        weighed.len()
+    );
+    assert!(
+        weighed.iter().all(|&(mean, _)| mean > 0.0 && mean <= 1.5),
+        "{weighed:?}"
+    );
+    assert!(
+        weighed.iter().any(|&(_, capped)| capped > 0.0),
+        "the cap never bit: {weighed:?}"
+    );
+    // The next batch was sampled while this one trained.
+    assert!(
+        steps[..39]
+            .iter()
+            .all(|s| s.contains_key("timing_s/gen_wait"))
+    );
+    assert!(
+        !steps[39].contains_key("timing_s/gen_wait"),
+        "nothing is drawn after the last step"
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::{cli::RewardServerArgs, console::Console};
 
 /// Runs `rl reward-server`.
 pub fn run(args: RewardServerArgs, console: Console) -> anyhow::Result<()> {
-    super::processes::watch_parent();
+    crate::placement::processes::watch_parent();
     let config = Config::load(&args.config, &args.overrides)?;
     let scorer = scorer(&config)?;
     let token = serve::token(&args.serve, TOKEN_ENV)?;

@@ -1,5 +1,6 @@
 //! `rl rollout-worker --listen ADDR --model M`: one policy replica on one device, served over
-//! gRPC (`rl.v1.RolloutService`: Generate, UpdateWeights, Health) until SIGINT or SIGTERM.
+//! gRPC (`rl.v1.RolloutService`: Generate, UpdateWeights, Health, and JoinWeightGroup and
+//! BroadcastWeights for weights by collective broadcast over c10d) until SIGINT or SIGTERM.
 //! Prints one line once it serves: `listening on ADDR (...)` (a JSON object with `--json`).
 
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use rl_rollout::{
     Engine, EngineConfig, LocalWorker, RolloutError, RolloutWorker,
     remote::{RolloutServer, ServerOptions, TOKEN_ENV},
 };
+use rl_runtime::weight_group::C10dGroup;
 use serde_json::json;
 
 use super::{UsageError, serve};
@@ -16,7 +18,7 @@ use crate::{cli::RolloutWorkerArgs, console::Console};
 
 /// Runs `rl rollout-worker`.
 pub fn run(args: RolloutWorkerArgs, console: Console) -> anyhow::Result<()> {
-    super::processes::watch_parent();
+    crate::placement::processes::watch_parent();
     let token = serve::token(&args.serve, TOKEN_ENV)?;
     let shutdown_grace = serve::grace(&args.serve)?;
     let (device, kind) = super::placement(&args.placement)?;
@@ -56,6 +58,7 @@ pub fn run(args: RolloutWorkerArgs, console: Console) -> anyhow::Result<()> {
         ("policy_version", json!(info.policy_version)),
     ];
     serve::announce(console, server.local_addr(), &fields, secured)?;
+    let server = server.with_weight_group(Arc::new(C10dGroup::new(device)));
     runtime.block_on(server.serve(Arc::new(worker), shutdown))?;
     tracing::info!("rollout worker stopped");
     // Work still running on the runtime's threads must not hold the exit up.

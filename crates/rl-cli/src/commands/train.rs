@@ -29,8 +29,11 @@ use serde_json::json;
 use tch::Device;
 use tracing::{info, warn};
 
-use super::{learners, processes};
-use crate::{cli::TrainArgs, console::Console};
+use crate::{
+    cli::TrainArgs,
+    console::Console,
+    placement::{self, Placed, learners},
+};
 
 /// Runs `rl train`.
 pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
@@ -100,13 +103,22 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     );
     let loading = Instant::now();
     // The run directory keeps the config as written; the trainer gets it pointed at the
-    // servers started here.
+    // servers started for it.
     let mut roles_config = config.clone();
-    let servers = match config.placement.mode {
-        PlacementMode::Processes => processes::start_servers(&args, &mut roles_config)?,
-        _ => processes::Started::default(),
-    };
-    let mut trainer = Trainer::new(roles_config, dir.path(), devices, metrics, args.resume)?;
+    let mut roles = place.ranks;
+    if matches!(
+        config.placement.mode,
+        PlacementMode::Processes | PlacementMode::Ray
+    ) {
+        let host = placement::ray::listen_host(&config);
+        roles.extend(placement::server_roles(&args, &config, host)?);
+    }
+    let mut placed = Placed::start(&mut roles_config, roles, dir.path())?;
+    let mut trainer = Trainer::new(roles_config, dir.path(), devices, metrics, args.resume)
+        .map_err(|e| named_exits(e, &mut placed))?;
+    if let Some(supervisor) = placed.supervisor() {
+        trainer.supervise(supervisor)?;
+    }
     if let Some(rendezvous) = &place.rendezvous {
         trainer.lead(learners::join(rendezvous, backend)?)?;
     }
@@ -123,19 +135,11 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     }
     let stop = stop_on_signal()?;
     let mut progress = Bar::new(console);
-    let mut place = place;
-    let outcome = trainer.run(&stop, &mut progress).map_err(|e| {
-        // Name the process that died rather than only the broken connection it left.
-        let died = place.children.exited();
-        if died.is_empty() {
-            anyhow::Error::from(e)
-        } else {
-            anyhow::Error::from(e).context(died.join("; "))
-        }
-    })?;
+    let outcome = trainer
+        .run(&stop, &mut progress)
+        .map_err(|e| named_exits(e, &mut placed))?;
     progress.finish();
-    place.children.wait()?;
-    drop(servers);
+    placed.finish()?;
     summary(
         &outcome,
         dir.path(),
@@ -143,6 +147,18 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
         console,
         started.elapsed().as_secs_f64(),
     )
+}
+
+/// `error`, with the role processes that have exited named first: the process that died, rather
+/// than only the broken connection it left.
+fn named_exits(error: impl Into<anyhow::Error>, placed: &mut Placed) -> anyhow::Error {
+    let error = error.into();
+    let died = placed.exited();
+    if died.is_empty() {
+        error
+    } else {
+        error.context(died.join("; "))
+    }
 }
 
 /// Prints how the run ended: accuracy before and after, time per phase, where the policy is.

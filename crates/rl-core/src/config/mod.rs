@@ -38,7 +38,7 @@ pub use eval::EvalConfig;
 pub use learner::{LearnerConfig, LrSchedule};
 pub use logging::LoggingConfig;
 pub use model::{ModelConfig, SMOLLM2_135M};
-pub use placement::{Backend, Mode as PlacementMode, PlacementConfig};
+pub use placement::{Backend, Mode as PlacementMode, PlacementConfig, WeightSync, is_loopback};
 pub use preference::PreferenceConfig;
 pub use reward::{RewardConfig, RewardKind, VerifierKind, is_tag_name};
 pub use rollout::{MAX_BATCH, RolloutConfig};

@@ -22,6 +22,10 @@ crate::choice! {
         /// A scheduler started the roles: learner ranks from the launcher's variables (`RANK`,
         /// `WORLD_SIZE`, ...), rollout workers at `rollout_servers`, the reward at `reward.url`.
         Cluster = "cluster",
+        /// A Ray cluster places the roles `processes` starts, each as an actor running the `rl`
+        /// command for it (`ray_address`, `ray_cpus`, `ray_python`); `rl train` is the
+        /// controller and learner rank 0.
+        Ray = "ray",
     }
 }
 
@@ -34,6 +38,17 @@ crate::choice! {
         Gloo = "gloo",
         /// NCCL (CUDA tensors).
         Nccl = "nccl",
+    }
+}
+
+crate::choice! {
+    /// How new weights reach rollout workers in other processes.
+    pub enum WeightSync {
+        /// A chunked gRPC stream to each worker.
+        Stream = "stream",
+        /// One collective broadcast from the controller to every worker over a weight group
+        /// (Gloo for CPU replicas, NCCL for CUDA ones, device to device).
+        Broadcast = "broadcast",
     }
 }
 
@@ -65,6 +80,24 @@ pub struct PlacementConfig {
     /// architecture, driven instead of in-process workers (their token: `$RL_ROLLOUT_TOKEN`);
     /// empty = `rollout_workers` in-process workers.
     pub rollout_servers: Vec<String>,
+    /// `mode = "ray"`: the Ray cluster to place the roles on, as `ray.init` takes it
+    /// (`"auto"`, `"host:6379"`, `"ray://host:10001"`); unset = a private Ray instance on
+    /// 127.0.0.1 that lives as long as the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ray_address: Option<String>,
+    /// `mode = "ray"`: CPUs each role's actor reserves (fractions allowed).
+    pub ray_cpus: f64,
+    /// `mode = "ray"`: the Python (3.10+, with `ray`) that runs the launcher.
+    pub ray_python: String,
+    /// How new weights reach rollout workers in other processes.
+    pub weight_sync: WeightSync,
+}
+
+/// Whether `address` (`host:port`, `ray://host:port`) is on this machine.
+pub fn is_loopback(address: &str) -> bool {
+    let host = address.trim_start_matches("ray://");
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    host == "localhost" || host.starts_with("127.") || host == "[::1]"
 }
 
 impl Default for PlacementConfig {
@@ -79,6 +112,10 @@ impl Default for PlacementConfig {
             backend: Backend::Auto,
             rendezvous: None,
             rollout_servers: Vec::new(),
+            ray_address: None,
+            ray_cpus: 1.0,
+            ray_python: "python3".into(),
+            weight_sync: WeightSync::Stream,
         }
     }
 }
@@ -93,7 +130,7 @@ impl PlacementConfig {
                 self.learners == 1,
                 "placement.learners",
                 self.learners,
-                "a learner group runs its ranks as processes: set placement.mode = \"processes\" (rl train starts them) or \"cluster\" (a launcher did)",
+                "a learner group runs its ranks as processes: set placement.mode = \"processes\" (rl train starts them), \"ray\" (Ray places them) or \"cluster\" (a launcher did)",
             );
         }
         if self.mode != Mode::Cluster {
@@ -101,9 +138,59 @@ impl PlacementConfig {
                 self.rollout_servers.is_empty(),
                 "placement.rollout_servers",
                 format!("{:?} with placement.mode = {mode}", self.rollout_servers),
-                "workers started elsewhere belong to placement.mode = \"cluster\"; in \"local\" and \"processes\" modes rl train starts its own (placement.rollout_workers)",
+                "workers started elsewhere belong to placement.mode = \"cluster\"; in the other modes rl train starts its own (placement.rollout_workers)",
             );
         }
+        let ray = self.mode == Mode::Ray;
+        let ok = self.ray_cpus > 0.0 && self.ray_cpus.is_finite();
+        v.require(
+            ok,
+            "placement.ray_cpus",
+            self.ray_cpus,
+            "must be finite and > 0",
+        );
+        let defaults = Self::default();
+        let ray_keys = [
+            ("placement.ray_address", self.ray_address.is_some()),
+            ("placement.ray_cpus", self.ray_cpus != defaults.ray_cpus),
+            (
+                "placement.ray_python",
+                self.ray_python != defaults.ray_python,
+            ),
+        ];
+        for (key, set) in ray_keys {
+            v.require(
+                ray || !set,
+                key,
+                format!("set with placement.mode = {mode}"),
+                "applies to placement.mode = \"ray\" only: set that mode, or remove the key",
+            );
+        }
+        v.require(
+            !self.ray_python.trim().is_empty(),
+            "placement.ray_python",
+            quoted(&self.ray_python),
+            "must name a Python, e.g. \"python3\"",
+        );
+        if let Some(address) = self.ray_address.as_deref().filter(|_| ray) {
+            v.require(
+                self.learners == 1 || self.rendezvous.is_some() || is_loopback(address),
+                "placement.rendezvous",
+                "unset",
+                format!("the learner ranks Ray places on the cluster at {address:?} meet at rank 0, which listens on 127.0.0.1 unless told otherwise: set placement.rendezvous to this host's address, reachable from the cluster, e.g. \"10.0.0.5:29500\""),
+            );
+        }
+        let remote = match self.mode {
+            Mode::Processes | Mode::Ray => true,
+            Mode::Cluster => !self.rollout_servers.is_empty(),
+            Mode::Local => false,
+        };
+        v.require(
+            self.weight_sync == WeightSync::Stream || remote,
+            "placement.weight_sync",
+            quoted(self.weight_sync.as_str()),
+            "broadcasts to rollout workers in other processes: set placement.mode = \"processes\" or \"ray\", or \"cluster\" with placement.rollout_servers (in-process workers take a copy)",
+        );
         if let Some(addr) = &self.rendezvous {
             let ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
                 !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)

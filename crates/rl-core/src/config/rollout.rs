@@ -32,7 +32,25 @@ pub struct RolloutConfig {
     /// Prompt plus completion tokens per sequence (the KV cache's capacity); 0 = the model's
     /// context, at most 2048.
     pub max_seq_len: u32,
+    /// Asynchronous rollouts: generation for step t+1 overlaps the update of step t, so each
+    /// batch was sampled one policy version behind the learner and is corrected by truncated
+    /// importance sampling ([`RolloutConfig::is_cap`]).
+    #[serde(rename = "async")]
+    pub asynchronous: bool,
+    /// Cap of the truncated importance weight `min(π_learner / π_sampler, is_cap)` that each
+    /// stale token's policy-gradient term carries; only with `async = true` (default
+    /// [`DEFAULT_IS_CAP`] there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_cap: Option<f64>,
+    /// A rollout worker that yields no completion (and answers no Health check) for this many
+    /// seconds is hung: its requests go to the others and, when `rl train` started it, it is
+    /// restarted.
+    pub worker_timeout_s: f64,
 }
+
+/// The importance-weight cap of asynchronous rollouts when `rollout.is_cap` is not set (veRL's
+/// `tis_imp_ratio_cap` in its examples).
+pub const DEFAULT_IS_CAP: f64 = 2.0;
 
 impl Default for RolloutConfig {
     fn default() -> Self {
@@ -46,6 +64,9 @@ impl Default for RolloutConfig {
             top_k: 0,
             max_batch: 64,
             max_seq_len: 0,
+            asynchronous: false,
+            is_cap: None,
+            worker_timeout_s: 600.0,
         }
     }
 }
@@ -54,6 +75,12 @@ impl RolloutConfig {
     /// Samples per training step: `prompts_per_step * samples_per_prompt`.
     pub fn samples_per_step(&self) -> u64 {
         u64::from(self.prompts_per_step) * u64::from(self.samples_per_prompt)
+    }
+
+    /// The importance-weight cap of asynchronous rollouts; None when rollouts are synchronous.
+    pub fn is_cap(&self) -> Option<f64> {
+        self.asynchronous
+            .then(|| self.is_cap.unwrap_or(DEFAULT_IS_CAP))
     }
 
     pub(crate) fn validate(&self, v: &mut Validator) {
@@ -67,6 +94,19 @@ impl RolloutConfig {
         let ok = (1..=MAX_BATCH).contains(&self.max_batch);
         let rule = format!("must be 1 to {MAX_BATCH}");
         v.require(ok, "rollout.max_batch", self.max_batch, rule);
+        let t = self.worker_timeout_s;
+        let ok = t > 0.0 && t <= 86_400.0;
+        v.require(ok, "rollout.worker_timeout_s", t, "must be in (0, 86400]");
+        if let Some(cap) = self.is_cap {
+            let ok = cap > 0.0 && cap.is_finite();
+            v.require(ok, "rollout.is_cap", cap, "must be finite and > 0");
+            v.require(
+                self.asynchronous,
+                "rollout.is_cap",
+                cap,
+                "weighs samples of a stale policy, which only asynchronous rollouts draw: set rollout.async = true, or remove rollout.is_cap",
+            );
+        }
         if self.max_seq_len > 0 {
             v.require(
                 self.max_seq_len >= 2,

@@ -43,6 +43,7 @@ pub fn tiny_learner(kind: Kind, adjust: impl FnOnce(&mut UpdateSettings)) -> Lea
         entropy: true,
         temperature: 1.0,
         fp32_master_weights: true,
+        is_cap: None,
         shared_prefix: true,
         seed: 0,
     };

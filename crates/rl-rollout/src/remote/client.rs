@@ -13,6 +13,7 @@ use tonic::{Request, Status, transport::Channel};
 
 use super::{
     DEFAULT_MAX_MESSAGE_BYTES,
+    collective::{self, Meeting, Spec},
     convert::{self, Call, error_from_status},
     weights,
 };
@@ -128,6 +129,43 @@ impl RolloutWorker for RemoteWorker {
             self.client
                 .clone()
                 .update_weights(self.request(tokio_stream::iter(chunks)))
+                .await
+                .map_err(|s| error_from_status(&self.addr, Call::UpdateWeights, &s))?;
+            Ok(())
+        })
+    }
+
+    fn join_weight_group(&self, meeting: Meeting) -> BoxFuture<'_, Result<(), RolloutError>> {
+        Box::pin(async move {
+            let message = pb::JoinWeightGroupRequest {
+                addr: meeting.addr,
+                port: u32::from(meeting.port),
+                rank: meeting.rank as u32,
+                world: meeting.world as u32,
+                timeout_s: meeting.timeout.as_secs_f64(),
+            };
+            self.client
+                .clone()
+                .join_weight_group(self.request(message))
+                .await
+                .map_err(|s| error_from_status(&self.addr, Call::JoinWeightGroup, &s))?;
+            Ok(())
+        })
+    }
+
+    fn broadcast_weights(
+        &self,
+        version: u64,
+        specs: Vec<Spec>,
+    ) -> BoxFuture<'_, Result<(), RolloutError>> {
+        Box::pin(async move {
+            let message = pb::BroadcastWeightsRequest {
+                version,
+                tensors: collective::specs_to_proto(&specs).map_err(RolloutError::Weights)?,
+            };
+            self.client
+                .clone()
+                .broadcast_weights(self.request(message))
                 .await
                 .map_err(|s| error_from_status(&self.addr, Call::UpdateWeights, &s))?;
             Ok(())

@@ -222,6 +222,7 @@ pub(crate) enum Call {
     Generate,
     UpdateWeights,
     Health,
+    JoinWeightGroup,
 }
 
 /// The error a client reports for a status from the server at `addr`: a refused weight update
@@ -230,6 +231,9 @@ pub(crate) enum Call {
 pub(crate) fn error_from_status(addr: &str, call: Call, status: &Status) -> RolloutError {
     if call == Call::UpdateWeights && status.code() == Code::InvalidArgument {
         return RolloutError::Weights(status.message().to_owned());
+    }
+    if call == Call::JoinWeightGroup && status.code() == Code::Unimplemented {
+        return RolloutError::Config(format!("rollout worker {addr}: {}", status.message()));
     }
     let mut message = format!("{:?}: {}", status.code(), status.message());
     let mut source = std::error::Error::source(status);

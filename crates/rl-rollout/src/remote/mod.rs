@@ -4,10 +4,13 @@
 //! [`crate::LocalWorker`].
 //!
 //! Generate streams completions back as they finish; UpdateWeights streams tensors in chunks
-//! (so one bigger than the message cap still goes through); Health reports the worker's state.
+//! (so one bigger than the message cap still goes through), or BroadcastWeights announces
+//! tensors that follow by collective broadcast ([`collective`]); Health reports the worker's
+//! state.
 //! A shared-secret token (`authorization: Bearer <token>`) guards every call when set.
 
 mod client;
+pub mod collective;
 mod convert;
 mod server;
 mod weights;

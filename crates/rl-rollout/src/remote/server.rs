@@ -18,6 +18,7 @@ use tonic::{
 
 use super::{
     DEFAULT_MAX_MESSAGE_BYTES,
+    collective::{self, Meeting, WeightGroup},
     convert::{self, status_from_error},
     weights::Assembler,
 };
@@ -47,10 +48,19 @@ impl Default for ServerOptions {
 
 /// A bound rollout server, not yet serving: bind first (so the port is known, and a bad
 /// address fails before a model is loaded), then [`serve`](Self::serve) a worker.
-#[derive(Debug)]
 pub struct RolloutServer {
     listener: Listener,
     options: ServerOptions,
+    group: Option<Arc<dyn WeightGroup>>,
+}
+
+impl std::fmt::Debug for RolloutServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RolloutServer")
+            .field("addr", &self.local_addr())
+            .field("weight_group", &self.group.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RolloutServer {
@@ -59,7 +69,19 @@ impl RolloutServer {
     pub async fn bind(addr: &str, options: ServerOptions) -> Result<Self, ServerError> {
         let role = "rollout worker";
         let listener = Listener::bind(addr, 50051, role, options.token.as_ref()).await?;
-        Ok(Self { listener, options })
+        Ok(Self {
+            listener,
+            options,
+            group: None,
+        })
+    }
+
+    /// Takes weights over `group` too (JoinWeightGroup, BroadcastWeights); without one those
+    /// calls are refused as unimplemented.
+    #[must_use]
+    pub fn with_weight_group(mut self, group: Arc<dyn WeightGroup>) -> Self {
+        self.group = Some(group);
+        self
     }
 
     /// The address it listens on (with the port picked for port 0).
@@ -75,7 +97,8 @@ impl RolloutServer {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
         let cap = self.options.max_message_bytes;
-        let service = service::RolloutServiceServer::new(Service { worker })
+        let group = self.group;
+        let service = service::RolloutServiceServer::new(Service { worker, group })
             .max_decoding_message_size(cap)
             .max_encoding_message_size(cap);
         let routes = Routes::new(InterceptedService::new(service, self.listener.check()));
@@ -87,6 +110,29 @@ impl RolloutServer {
 /// The gRPC service over a worker.
 struct Service {
     worker: Arc<dyn RolloutWorker>,
+    group: Option<Arc<dyn WeightGroup>>,
+}
+
+impl Service {
+    fn group(&self) -> Result<Arc<dyn WeightGroup>, Status> {
+        self.group.clone().ok_or_else(|| {
+            Status::unimplemented(
+                "this worker takes weights only by UpdateWeights: it was started without a weight group",
+            )
+        })
+    }
+
+    /// The worker's policy version, for a weight update's reply.
+    async fn version(&self) -> Result<Response<pb::UpdateWeightsReply>, Status> {
+        let info = self
+            .worker
+            .info()
+            .await
+            .map_err(|e| status_from_error(&e))?;
+        Ok(Response::new(pb::UpdateWeightsReply {
+            policy_version: info.policy_version,
+        }))
+    }
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::GenerateEvent, Status>> + Send>>;
@@ -159,14 +205,56 @@ impl service::RolloutService for Service {
             .update_weights(version, tensors)
             .await
             .map_err(|e| status_from_error(&e))?;
-        let info = self
-            .worker
-            .info()
+        self.version().await
+    }
+
+    async fn join_weight_group(
+        &self,
+        request: Request<pb::JoinWeightGroupRequest>,
+    ) -> Result<Response<pb::JoinWeightGroupReply>, Status> {
+        let group = self.group()?;
+        let r = request.into_inner();
+        let timeout = Duration::try_from_secs_f64(r.timeout_s)
+            .map_err(|e| Status::invalid_argument(format!("timeout_s = {}: {e}", r.timeout_s)))?;
+        let meeting = Meeting {
+            addr: r.addr,
+            port: u16::try_from(r.port)
+                .map_err(|_| Status::invalid_argument(format!("port {} is not a port", r.port)))?,
+            rank: r.rank as usize,
+            world: r.world as usize,
+            timeout,
+        };
+        if meeting.rank == 0 || meeting.rank >= meeting.world {
+            return Err(Status::invalid_argument(format!(
+                "rank {} of {}: a worker is one of ranks 1..{}",
+                meeting.rank, meeting.world, meeting.world
+            )));
+        }
+        tokio::task::spawn_blocking(move || group.join(&meeting))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(Status::unavailable)?;
+        Ok(Response::new(pb::JoinWeightGroupReply {}))
+    }
+
+    async fn broadcast_weights(
+        &self,
+        request: Request<pb::BroadcastWeightsRequest>,
+    ) -> Result<Response<pb::UpdateWeightsReply>, Status> {
+        let group = self.group()?;
+        let r = request.into_inner();
+        let tensors =
+            collective::allocate(&r.tensors, group.device()).map_err(Status::invalid_argument)?;
+        let slots: Vec<tch::Tensor> = tensors.iter().map(|(_, t)| t.shallow_clone()).collect();
+        tokio::task::spawn_blocking(move || group.receive(&slots))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(Status::unavailable)?;
+        self.worker
+            .update_weights(r.version, tensors)
             .await
             .map_err(|e| status_from_error(&e))?;
-        Ok(Response::new(pb::UpdateWeightsReply {
-            policy_version: info.policy_version,
-        }))
+        self.version().await
     }
 
     async fn health(

@@ -10,7 +10,7 @@ use rl_rollout::{RolloutWorker, SamplingParams};
 
 use super::{
     TrainError,
-    rollout::{RolloutPlan, Sampled, sample},
+    rollout::{Lost, RolloutPlan, Sampled, sample},
 };
 
 /// What an evaluation found.
@@ -39,12 +39,14 @@ pub struct EvalPlan {
     pub max_prompt_tokens: usize,
     /// Seed of the sampled answers.
     pub seed: u64,
+    /// How long a worker may yield nothing before it counts as hung.
+    pub deadline: std::time::Duration,
 }
 
-/// Evaluates the workers' policy on `tasks`, judged by `verifier`.
+/// Evaluates the workers' policy (those not lost) on `tasks`, judged by `verifier`.
 pub fn evaluate(
     runtime: &tokio::runtime::Runtime,
-    workers: &[Arc<dyn RolloutWorker>],
+    workers: (&[Arc<dyn RolloutWorker>], &Lost),
     tokenizer: &Tokenizer,
     env: &mut dyn Env,
     verifier: &dyn RewardFn,
@@ -57,6 +59,7 @@ pub fn evaluate(
             samples,
             max_prompt_tokens: plan.max_prompt_tokens,
             seed: plan.seed,
+            deadline: plan.deadline,
         };
         let episodes = sample(runtime, workers, tokenizer, env, tasks, &rollout)?;
         judge(verifier, tasks, episodes)

@@ -15,6 +15,7 @@ pub mod roles;
 pub mod rollout;
 pub mod score;
 pub mod seeds;
+pub mod supervisor;
 pub mod transcript;
 
 use std::{
@@ -26,9 +27,17 @@ use std::{
     time::Instant,
 };
 
-use rl_core::{Config, Split, Task, config::RolloutConfig};
-use rl_learner::experience::{self, Rollout};
-use rl_rollout::SamplingParams;
+use rl_algorithms::Algorithm;
+use rl_core::{
+    Config, Env, RewardFn, Split, Task,
+    config::{RolloutConfig, WeightSync},
+};
+use rl_learner::{
+    Learner,
+    experience::{self, Rollout},
+};
+use rl_model::{CausalLm, tokenizer::Tokenizer};
+use rl_rollout::{RolloutWorker, SamplingParams};
 use tch::Tensor;
 
 pub use checkpoint::{CheckpointError, Checkpoints};
@@ -38,8 +47,11 @@ pub use roles::{Devices, Roles};
 
 use crate::{Metrics, StepMetrics};
 use rl_learner::{group::ProcessGroup, share};
-use rollout::{RolloutPlan, Sampled};
+use rollout::{Lost, RolloutPlan, Sampled};
 use seeds::{Stream, step_seed};
+use supervisor::{Restarting, Supervisor};
+
+use crate::weight_group::Broadcaster;
 
 /// Why a run stopped with an error. When a checkpoint could be saved first, the message says
 /// where; the run can then continue with `--resume`.
@@ -115,6 +127,15 @@ pub struct Trainer {
     /// The last step done (0 before the first).
     step: u64,
     totals: record::Totals,
+    /// With asynchronous rollouts: the next step's batch, sampled during the last update.
+    ahead: Option<Result<Drawn, TrainError>>,
+    /// Rollout workers found dead or hung.
+    lost: Lost,
+    /// Restarts lost role processes, when whoever started them can.
+    supervisor: Option<Arc<dyn Supervisor>>,
+    /// The weight group the syncs broadcast over (`placement.weight_sync = "broadcast"`),
+    /// until a worker is lost.
+    broadcaster: Option<Broadcaster>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -156,7 +177,45 @@ impl Trainer {
     ) -> Result<Self, TrainError> {
         let runtime = async_runtime()?;
         let roles = roles::build(&config, devices, &runtime)?;
-        Self::with_roles_on(runtime, config, run_dir, roles, metrics, resume)
+        let broadcast = config.placement.weight_sync == WeightSync::Broadcast;
+        let mut trainer = Self::with_roles_on(runtime, config, run_dir, roles, metrics, resume)?;
+        if broadcast {
+            trainer.form_weight_group(devices)?;
+        }
+        Ok(trainer)
+    }
+
+    /// Forms the weight group the syncs broadcast over: this process (rank 0) and every
+    /// rollout worker, meeting on the `placement.rendezvous` host (default 127.0.0.1).
+    fn form_weight_group(&mut self, devices: Devices) -> Result<(), TrainError> {
+        if devices.learner.is_cuda() != devices.rollout.is_cuda() {
+            return Err(TrainError::Setup(
+                "placement.weight_sync = \"broadcast\" sends the learner's weights as they are: put the learner and the rollout workers on the same kind of device, or use \"stream\"".into(),
+            ));
+        }
+        let host = self
+            .config
+            .placement
+            .rendezvous
+            .as_deref()
+            .and_then(|r| r.rsplit_once(':'))
+            .map_or("127.0.0.1", |(host, _)| host)
+            .to_owned();
+        let timeout = worker_deadline(&self.config);
+        let group = Broadcaster::form(
+            &self.runtime,
+            &self.roles.workers,
+            &host,
+            devices.rollout,
+            timeout,
+        )
+        .map_err(|e| TrainError::Setup(format!("the weight group: {e}")))?;
+        tracing::info!(
+            workers = self.roles.workers.len(),
+            "weights go to the rollout workers by broadcast over a weight group on {host}"
+        );
+        self.broadcaster = Some(group);
+        Ok(())
     }
 
     /// A run over roles built by the caller (a user's own environment, reward or model);
@@ -203,7 +262,7 @@ impl Trainer {
             .env
             .tasks(Split::Eval, config.eval.tasks as usize, config.run.seed)
             .map_err(|e| TrainError::Setup(format!("eval tasks: {e}")))?;
-        let trainer = Self {
+        let mut trainer = Self {
             config,
             run_dir: run_dir.to_owned(),
             roles,
@@ -213,6 +272,10 @@ impl Trainer {
             eval_tasks,
             step,
             totals: record::Totals::default(),
+            ahead: None,
+            lost: Lost::default(),
+            supervisor: None,
+            broadcaster: None,
         };
         if step > 0 {
             trainer.sync(step)?;
@@ -303,6 +366,18 @@ impl Trainer {
         })
     }
 
+    /// Has `supervisor` restart lost rollout workers (at the next weight sync) and a reward
+    /// server that is gone (`reward.kind = "remote"`: the batch is then scored again).
+    pub fn supervise(&mut self, supervisor: Arc<dyn Supervisor>) -> Result<(), TrainError> {
+        if self.config.reward.kind == rl_core::config::RewardKind::Remote {
+            let scorer = Restarting::new(&self.config.reward, supervisor.clone())
+                .map_err(|e| TrainError::Setup(e.to_string()))?;
+            self.roles.reward = Box::new(scorer);
+        }
+        self.supervisor = Some(supervisor);
+        Ok(())
+    }
+
     /// Makes the learner rank 0 of `group`: the other ranks (running [`follower::follow`]) take
     /// its state now, a resumed run's included, and each update's batch from then on.
     pub fn lead(&mut self, group: ProcessGroup) -> Result<(), TrainError> {
@@ -313,130 +388,137 @@ impl Trainer {
             .map_err(|e| TrainError::Group(e.to_string()))
     }
 
-    /// One training step: sample → score → prepare → update → sync.
+    /// One training step: sample → score → prepare → update → sync. With asynchronous rollouts
+    /// the batch was sampled during the previous step, and the next one is sampled while this
+    /// one trains: the workers keep their weights until both are done, so every batch is exactly
+    /// one policy version behind the learner (the first excepted).
     fn train_step(&mut self, step: u64) -> Result<StepReport, TrainError> {
         let started = Instant::now();
-        let seed = self.config.run.seed;
-        let r = &self.config.rollout;
         let mut timer = record::Timer::default();
-
-        let tasks = self
-            .roles
-            .env
-            .tasks(
-                Split::Train,
-                r.prompts_per_step as usize,
-                step_seed(seed, step, Stream::Tasks),
-            )
-            .map_err(|e| TrainError::Rollout(e.to_string()))?;
-        let plan = RolloutPlan {
-            params: sampling_params(r),
-            samples: r.samples_per_prompt as usize,
-            max_prompt_tokens: r.max_prompt_tokens as usize,
-            seed: step_seed(seed, step, Stream::Rollout),
-        };
-        let roles = &mut self.roles;
-        let sampled = timer.time("gen", || {
-            rollout::sample(
-                &self.runtime,
-                &roles.workers,
-                &roles.tokenizer,
-                roles.env.as_mut(),
-                &tasks,
-                &plan,
-            )
-        })?;
-        let scores = timer
-            .time("reward", || {
-                score::score(roles.reward.as_ref(), &tasks, &sampled)
-            })
-            .map_err(|e| TrainError::Reward(e.to_string()))?;
-
-        let kept: Vec<(usize, f64)> = scores
-            .rewards
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.as_ref().ok().map(|&r| (i, r)))
-            .collect();
-        let mut report = record::StepReport::new(step, &sampled, &scores, &kept);
-        if kept.is_empty() {
-            tracing::warn!("step {step}: every sample was dropped; no update this step");
-        } else {
-            let mut batch = build_batch(&sampled, &kept, self.roles.learner.device())?;
-            let temperature = roles::sampling_temperature(self.config.rollout.temperature);
-            if let Some(reference) = &self.roles.reference {
-                let micro = self.config.learner.micro_batch_size as usize;
-                batch.ref_logprobs = Some(timer.time("ref", || {
-                    rl_learner::reference_logprobs(reference.as_ref(), &batch, temperature, micro)
-                }));
-            }
-            batch.values = timer.time("values", || self.roles.learner.critic_values(&batch));
-            let targets = self
-                .roles
-                .algorithm
-                .targets(&batch)
-                .map_err(|e| TrainError::Update(e.to_string()))?;
-            let nothing_kept = targets
-                .keep
-                .as_ref()
-                .is_some_and(|k| k.any().int64_value(&[]) == 0);
-            if nothing_kept {
-                tracing::info!(
-                    "step {step}: the algorithm kept no sample (all groups equal); no update"
-                );
-                report.skipped_update = true;
-            } else {
-                if let Some(group) = self.roles.learner.group() {
-                    timer
-                        .time("share", || share::send(group, Some((&batch, &targets))))
-                        .map_err(|e| TrainError::Group(e.to_string()))?;
-                }
-                let stats = timer
-                    .time("update", || {
-                        self.roles
-                            .learner
-                            .update(self.roles.algorithm.as_ref(), &batch, &targets)
+        let ahead = self.config.rollout.asynchronous && step < self.config.run.steps;
+        let (learned, drawn) = {
+            let Self {
+                config,
+                roles,
+                runtime,
+                ahead: pending,
+                lost,
+                ..
+            } = self;
+            let Roles {
+                env,
+                workers,
+                tokenizer,
+                learner,
+                reference,
+                algorithm,
+                reward,
+                ..
+            } = roles;
+            let env = env.as_mut();
+            let (config, runtime, tokenizer) = (&*config, &*runtime, &*tokenizer);
+            let workers = (workers.as_slice(), &*lost);
+            let drawn = match pending.take() {
+                Some(drawn) => drawn?,
+                None => timer.time("gen", || {
+                    draw(runtime, env, workers, tokenizer, config, step)
+                })?,
+            };
+            let roles = Learning {
+                learner,
+                reference: reference.as_deref(),
+                algorithm: algorithm.as_mut(),
+                reward: reward.as_ref(),
+            };
+            let learned = std::thread::scope(|s| {
+                let next = ahead.then(|| {
+                    s.spawn(move || {
+                        let start = Instant::now();
+                        let next = draw(runtime, env, workers, tokenizer, config, step + 1);
+                        (next, start.elapsed().as_secs_f64())
                     })
-                    .map_err(|e| TrainError::Update(e.to_string()))?;
-                report.add_update(&batch, &targets, &stats, self.config.rollout.max_new_tokens);
-            }
+                });
+                let learned = learn(roles, config, step, &drawn, &mut timer);
+                if let Some(next) = next {
+                    let waited = Instant::now();
+                    let (next, seconds) = next.join().unwrap_or_else(|_| {
+                        let e = TrainError::Rollout("the generation thread panicked".into());
+                        (Err(e), 0.0)
+                    });
+                    timer.record("gen_wait", waited.elapsed().as_secs_f64());
+                    timer.record("gen", seconds);
+                    // A failed draw fails the next step, after this one is complete.
+                    *pending = Some(next);
+                }
+                learned
+            });
+            (learned, drawn)
+        };
+        let (mut report, synced) = learned?;
+        if synced {
             let bytes = timer.time("sync", || self.sync(step))?;
             let scalars = &mut report.metrics.scalars;
             scalars.insert("sync/bytes".into(), bytes as f64);
             scalars.insert("sync/seconds".into(), timer.get("sync"));
         }
+        if self.supervisor.is_some() {
+            let restarts = self.totals.restarts as f64;
+            report
+                .metrics
+                .scalars
+                .insert("rollout/restarts".into(), restarts);
+        }
         timer.record("step", started.elapsed().as_secs_f64());
-        report.finish(&timer, &self.config, &tasks, &sampled);
+        report.finish(&timer, &self.config, &drawn.tasks, &drawn.sampled);
         self.totals.add(&timer);
         Ok(report)
     }
 
-    /// Sends the learner's weights to every rollout worker as policy version `version`;
-    /// the bytes sent, over all workers. A worker that is gone (it no longer answers Health) is
-    /// passed over, as generation passes it over; the sync fails when none is left.
-    fn sync(&self, version: u64) -> Result<u64, TrainError> {
+    /// Sends the learner's weights to every rollout worker as policy version `version`; the
+    /// bytes sent, over all workers. A lost worker (dead, or hung past the deadline) is
+    /// restarted first when a supervisor can, and passed over otherwise, as generation passes it
+    /// over; the sync fails when none is left.
+    fn sync(&mut self, version: u64) -> Result<u64, TrainError> {
+        if let Some(bytes) = self.broadcast(version) {
+            return Ok(bytes);
+        }
+        let deadline = worker_deadline(&self.config);
         let mut bytes = 0;
         let mut reached = 0;
         let mut last_error = String::new();
-        for (i, worker) in self.roles.workers.iter().enumerate() {
+        for i in 0..self.roles.workers.len() {
+            if rollout::lost_ones(&self.lost).contains(&i) && !self.replace(i)? {
+                continue;
+            }
             let weights = self.roles.learner.weights();
             let size = weights
                 .iter()
                 .map(|(_, t)| t.numel() as u64 * t.kind().elt_size_in_bytes() as u64)
                 .sum::<u64>();
-            match self
-                .runtime
-                .block_on(worker.update_weights(version, weights))
-            {
-                Ok(()) => {
+            let worker = &self.roles.workers[i];
+            let sent = self.runtime.block_on(async {
+                match tokio::time::timeout(deadline, worker.update_weights(version, weights)).await
+                {
+                    Ok(Ok(())) => Sent::Done,
+                    Err(_) => Sent::Lost("did not take the weights in time (hung)".into()),
+                    Ok(Err(e)) => match tokio::time::timeout(deadline, worker.info()).await {
+                        Ok(Ok(_)) => Sent::Refused(e.to_string()),
+                        _ => Sent::Lost(format!("is gone ({e})")),
+                    },
+                }
+            });
+            match sent {
+                Sent::Done => {
                     bytes += size;
                     reached += 1;
                 }
-                Err(e) if self.runtime.block_on(worker.info()).is_err() => {
-                    tracing::warn!("rollout worker {i} is gone ({e}); it no longer gets weights");
-                    last_error = e.to_string();
+                Sent::Lost(why) => {
+                    rollout::lose(&self.lost, i, &why);
+                    last_error = why;
                 }
-                Err(e) => return Err(TrainError::Sync(format!("rollout worker {i}: {e}"))),
+                Sent::Refused(why) => {
+                    return Err(TrainError::Sync(format!("rollout worker {i}: {why}")));
+                }
             }
         }
         if reached == 0 && !self.roles.workers.is_empty() {
@@ -445,6 +527,56 @@ impl Trainer {
             )));
         }
         Ok(bytes)
+    }
+
+    /// Sends the weights over the weight group, if there is one and every worker is in it; the
+    /// bytes sent to all workers. A failed broadcast, or a lost worker, ends the group: the
+    /// syncs go by stream from then on.
+    fn broadcast(&mut self, version: u64) -> Option<u64> {
+        let group = self.broadcaster.as_ref()?;
+        if !rollout::lost_ones(&self.lost).is_empty() {
+            tracing::warn!("a rollout worker was lost: weights go by stream from now on");
+            self.broadcaster = None;
+            return None;
+        }
+        let weights = self.roles.learner.weights();
+        let size: u64 = weights
+            .iter()
+            .map(|(_, t)| t.numel() as u64 * t.kind().elt_size_in_bytes() as u64)
+            .sum();
+        match group.send(&self.runtime, &self.roles.workers, version, &weights) {
+            Ok(()) => Some(size * self.roles.workers.len() as u64),
+            Err(e) => {
+                tracing::warn!(
+                    "the weight broadcast failed ({e}): weights go by stream from now on"
+                );
+                self.broadcaster = None;
+                None
+            }
+        }
+    }
+
+    /// Has the supervisor restart lost rollout worker `i` and connects to the new one; false
+    /// when there is no supervisor.
+    fn replace(&mut self, i: usize) -> Result<bool, TrainError> {
+        let Some(supervisor) = &self.supervisor else {
+            return Ok(false);
+        };
+        let url = supervisor
+            .restart_worker(i)
+            .map_err(|e| TrainError::Sync(format!("restarting rollout worker {i} failed: {e}")))?;
+        let mut fresh = self
+            .runtime
+            .block_on(roles::connect_workers(std::slice::from_ref(&url)))
+            .map_err(|e| TrainError::Sync(format!("the restarted rollout worker {i}: {e}")))?;
+        self.roles.workers[i] = fresh.remove(0);
+        self.lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&i);
+        self.totals.restarts += 1;
+        tracing::info!("rollout worker {i} was restarted at {url}");
+        Ok(true)
     }
 
     /// Greedy accuracy (and pass@k) on the held-out tasks.
@@ -461,11 +593,12 @@ impl Trainer {
             k: e.k,
             max_prompt_tokens: r.max_prompt_tokens as usize,
             seed: step_seed(self.config.run.seed, self.step, Stream::Eval),
+            deadline: worker_deadline(&self.config),
         };
         let roles = &mut self.roles;
         let eval = evaluate(
             &self.runtime,
-            &roles.workers,
+            (&roles.workers, &self.lost),
             &roles.tokenizer,
             roles.env.as_mut(),
             roles.verifier.as_ref(),
@@ -554,6 +687,125 @@ impl Trainer {
         std::fs::rename(&tmp, &out).map_err(CheckpointError::io("write", &out))?;
         Ok(out)
     }
+}
+
+/// How a weight sync to one worker went.
+enum Sent {
+    Done,
+    /// The worker is gone or hung.
+    Lost(String),
+    /// The live worker refused the weights.
+    Refused(String),
+}
+
+/// How long a rollout worker may take to answer before it counts as hung.
+fn worker_deadline(config: &Config) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(config.rollout.worker_timeout_s)
+}
+
+/// A step's tasks and the episodes sampled for them.
+struct Drawn {
+    tasks: Vec<Task>,
+    sampled: Vec<Sampled>,
+}
+
+/// Draws step `step`'s tasks from `env` and samples them with `workers` (those not lost).
+fn draw(
+    runtime: &tokio::runtime::Runtime,
+    env: &mut dyn Env,
+    workers: (&[Arc<dyn RolloutWorker>], &Lost),
+    tokenizer: &Tokenizer,
+    config: &Config,
+    step: u64,
+) -> Result<Drawn, TrainError> {
+    let seed = config.run.seed;
+    let r = &config.rollout;
+    let tasks = env
+        .tasks(
+            Split::Train,
+            r.prompts_per_step as usize,
+            step_seed(seed, step, Stream::Tasks),
+        )
+        .map_err(|e| TrainError::Rollout(e.to_string()))?;
+    let plan = RolloutPlan {
+        params: sampling_params(r),
+        samples: r.samples_per_prompt as usize,
+        max_prompt_tokens: r.max_prompt_tokens as usize,
+        seed: step_seed(seed, step, Stream::Rollout),
+        deadline: worker_deadline(config),
+    };
+    let sampled = rollout::sample(runtime, workers, tokenizer, env, &tasks, &plan)?;
+    Ok(Drawn { tasks, sampled })
+}
+
+/// The roles an update uses: none of those generation uses, so both can run at once.
+struct Learning<'a> {
+    learner: &'a mut Learner,
+    reference: Option<&'a dyn CausalLm>,
+    algorithm: &'a mut dyn Algorithm,
+    reward: &'a dyn RewardFn,
+}
+
+/// Scores `drawn`, prepares its batch and updates the learner (which reweighs stale samples
+/// when rollouts are asynchronous): the step's report so far, and whether the weights
+/// changed hands (a batch was built) and are to be synced.
+fn learn(
+    roles: Learning<'_>,
+    config: &Config,
+    step: u64,
+    drawn: &Drawn,
+    timer: &mut record::Timer,
+) -> Result<(StepReport, bool), TrainError> {
+    let Drawn { tasks, sampled } = drawn;
+    let scores = timer
+        .time("reward", || score::score(roles.reward, tasks, sampled))
+        .map_err(|e| TrainError::Reward(e.to_string()))?;
+    let kept: Vec<(usize, f64)> = scores
+        .rewards
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().ok().map(|&r| (i, r)))
+        .collect();
+    let mut report = record::StepReport::new(step, sampled, &scores, &kept);
+    if kept.is_empty() {
+        tracing::warn!("step {step}: every sample was dropped; no update this step");
+        return Ok((report, false));
+    }
+    let learner = roles.learner;
+    let mut batch = build_batch(sampled, &kept, learner.device())?;
+    let temperature = roles::sampling_temperature(config.rollout.temperature);
+    if let Some(reference) = roles.reference {
+        let micro = config.learner.micro_batch_size as usize;
+        batch.ref_logprobs = Some(timer.time("ref", || {
+            rl_learner::reference_logprobs(reference, &batch, temperature, micro)
+        }));
+    }
+    batch.values = timer.time("values", || learner.critic_values(&batch));
+    let targets = roles
+        .algorithm
+        .targets(&batch)
+        .map_err(|e| TrainError::Update(e.to_string()))?;
+    let nothing_kept = targets
+        .keep
+        .as_ref()
+        .is_some_and(|k| k.any().int64_value(&[]) == 0);
+    if nothing_kept {
+        tracing::info!("step {step}: the algorithm kept no sample (all groups equal); no update");
+        report.skipped_update = true;
+        return Ok((report, true));
+    }
+    if let Some(group) = learner.group() {
+        timer
+            .time("share", || share::send(group, Some((&batch, &targets))))
+            .map_err(|e| TrainError::Group(e.to_string()))?;
+    }
+    let stats = timer
+        .time("update", || {
+            learner.update(&*roles.algorithm, &batch, &targets)
+        })
+        .map_err(|e| TrainError::Update(e.to_string()))?;
+    report.add_update(&batch, &targets, &stats, config.rollout.max_new_tokens);
+    Ok((report, true))
 }
 
 /// Restores the policy and critic weights, the optimiser and the algorithm's state from

@@ -53,6 +53,11 @@ impl Timer {
         }
     }
 
+    /// Whether `phase` ran.
+    pub fn has(&self, phase: &str) -> bool {
+        self.phases.iter().any(|(p, _)| *p == phase)
+    }
+
     /// Seconds of `phase` (0 if it did not run).
     pub fn get(&self, phase: &str) -> f64 {
         self.phases
@@ -72,6 +77,8 @@ pub struct Totals {
     pub eval_seconds: f64,
     /// Seconds of the last evaluation.
     pub eval_last: f64,
+    /// Rollout workers restarted so far.
+    pub restarts: u64,
 }
 
 impl Totals {
@@ -212,6 +219,12 @@ impl StepReport {
             self.metrics
                 .scalars
                 .insert(format!("timing_s/{phase}"), timer.get(phase));
+        }
+        // Asynchronous rollouts only: the wait for the next batch after the update.
+        if timer.has("gen_wait") {
+            self.metrics
+                .scalars
+                .insert("timing_s/gen_wait".into(), timer.get("gen_wait"));
         }
         let tokens: usize = sampled.iter().map(|s| s.tokens.tokens.len()).sum();
         let seconds = self.seconds.max(1e-9);

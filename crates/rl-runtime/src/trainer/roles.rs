@@ -178,6 +178,7 @@ pub fn update_settings(config: &Config) -> UpdateSettings {
         temperature: sampling_temperature(config.rollout.temperature),
         fp32_master_weights: l.fp32_master_weights,
         shared_prefix: l.shared_prefix,
+        is_cap: config.rollout.is_cap(),
     }
 }
 
@@ -222,7 +223,9 @@ pub fn engine_config(config: &Config) -> EngineConfig {
 /// Connects to the `rl rollout-worker` processes at `servers`, with the shared secret in
 /// `$RL_ROLLOUT_TOKEN` when it is set. Each must serve the policy's architecture: the first
 /// weight sync refuses any other.
-async fn connect_workers(servers: &[String]) -> Result<Vec<Arc<dyn RolloutWorker>>, RolloutError> {
+pub(crate) async fn connect_workers(
+    servers: &[String],
+) -> Result<Vec<Arc<dyn RolloutWorker>>, RolloutError> {
     let token = rl_proto::secret::load(None, remote::TOKEN_ENV, false)
         .map_err(|e| RolloutError::Config(e.to_string()))?;
     let mut workers: Vec<Arc<dyn RolloutWorker>> = Vec::with_capacity(servers.len());

@@ -3,9 +3,15 @@
 //! samples (one shared prefill); a multi-turn environment answers each reply through
 //! [`Env::step`] and the next round continues every open episode. Each episode keeps its exact
 //! sampled tokens and log-probs ([`TokenTranscript`]). A request a worker refuses drops that
-//! episode (counted, never trained on); a worker that fails fails the step.
+//! episode (counted, never trained on). A worker that dies (it no longer answers Health) or
+//! hangs (no completion within the plan's deadline) is [`Lost`]: what it had not finished goes
+//! to the others, and later rounds pass it over until it is replaced.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use rl_core::{Env, Episode, Task, Turn, run_episodes};
 use rl_model::tokenizer::Tokenizer;
@@ -45,12 +51,30 @@ pub struct RolloutPlan {
     pub max_prompt_tokens: usize,
     /// Base seed of the requests; each request's seed is derived from it and its position.
     pub seed: u64,
+    /// A worker that yields no completion (and no Health answer) for this long is hung.
+    pub deadline: Duration,
 }
 
-/// Samples `plan.samples` episodes of each of `tasks` with `workers`, in (task, sample) order.
+/// The rollout workers (by index) found dead or hung: generation and weight syncs pass them
+/// over until they are replaced.
+pub type Lost = Mutex<BTreeSet<usize>>;
+
+/// The indices in `lost`.
+pub fn lost_ones(lost: &Lost) -> BTreeSet<usize> {
+    lost.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Adds worker `w` to `lost`, saying why.
+pub fn lose(lost: &Lost, w: usize, why: &str) {
+    tracing::warn!("rollout worker {w} {why}; its requests go to the others");
+    lost.lock().unwrap_or_else(|e| e.into_inner()).insert(w);
+}
+
+/// Samples `plan.samples` episodes of each of `tasks` with `workers` (those not `lost`), in
+/// (task, sample) order.
 pub fn sample(
     runtime: &tokio::runtime::Runtime,
-    workers: &[Arc<dyn RolloutWorker>],
+    (workers, lost): (&[Arc<dyn RolloutWorker>], &Lost),
     tokenizer: &Tokenizer,
     env: &mut dyn Env,
     tasks: &[Task],
@@ -60,7 +84,8 @@ pub fn sample(
     let n = tasks.len() * samples;
     let mut tracks: Vec<Track> = (0..n).map(|_| Track::default()).collect();
     let episodes = run_episodes(env, tasks, samples, |turns| {
-        runtime.block_on(round(workers, tokenizer, tasks, turns, plan, &mut tracks))
+        let round = round((workers, lost), tokenizer, tasks, turns, plan, &mut tracks);
+        runtime.block_on(round)
     });
     let episodes = episodes.map_err(|e| match e {
         rl_core::EpisodeError::Generate(inner) => match inner.downcast::<TrainError>() {
@@ -120,7 +145,7 @@ struct Planned {
 /// One generation round: a reply for every open turn, in order. Refused turns answer "" and
 /// are marked dropped.
 async fn round(
-    workers: &[Arc<dyn RolloutWorker>],
+    (workers, lost): (&[Arc<dyn RolloutWorker>], &Lost),
     tokenizer: &Tokenizer,
     tasks: &[Task],
     turns: &[Turn<'_>],
@@ -195,17 +220,24 @@ async fn round(
     }
 
     // Spread the requests over the workers and collect every completion. A worker that dies
-    // (its stream breaks and it no longer answers Health) hands what it did not finish to the
-    // live ones: each completion has its own seed, so a request sent again gives the same
-    // samples, and those already received are not taken twice.
-    let mut alive: Vec<bool> = vec![true; workers.len()];
+    // (its stream breaks and it no longer answers Health) or hangs hands what it did not finish
+    // to the live ones: each completion has its own seed, so a request sent again gives the
+    // same samples, and those already received are not taken twice.
+    let gone = lost_ones(lost);
+    let mut alive: Vec<bool> = (0..workers.len()).map(|w| !gone.contains(&w)).collect();
+    let answers = |w: usize| async move {
+        matches!(
+            tokio::time::timeout(plan.deadline, workers[w].info()).await,
+            Ok(Ok(_))
+        )
+    };
     let mut received = vec![false; tracks.len()];
     let mut pending: Vec<usize> = (0..planned.len()).collect();
     while !pending.is_empty() {
         let live: Vec<usize> = (0..workers.len()).filter(|&w| alive[w]).collect();
         if live.is_empty() {
             return Err(TrainError::Rollout(
-                "every rollout worker is gone: none answers Health".into(),
+                "every rollout worker is gone or hung: none is left to generate".into(),
             ));
         }
         let mut streams = Vec::new();
@@ -221,21 +253,38 @@ async fn round(
                 continue;
             }
             let requests = mine.iter().map(|&i| planned[i].request.clone()).collect();
-            match workers[w].generate(requests).await {
-                Ok(stream) => streams.push((w, mine, stream)),
-                Err(e) if workers[w].info().await.is_err() => {
-                    tracing::warn!(
-                        "rollout worker {w} is gone ({e}); its requests go to the others"
-                    );
+            match tokio::time::timeout(plan.deadline, workers[w].generate(requests)).await {
+                Ok(Ok(stream)) => streams.push((w, mine, stream)),
+                Ok(Err(e)) if !answers(w).await => {
+                    lose(lost, w, &format!("is gone ({e})"));
                     alive[w] = false;
                     again.extend(mine);
                 }
-                Err(e) => return Err(TrainError::Rollout(format!("rollout worker {w}: {e}"))),
+                Err(_) => {
+                    lose(lost, w, "did not take its requests in time (hung)");
+                    alive[w] = false;
+                    again.extend(mine);
+                }
+                Ok(Err(e)) => {
+                    return Err(TrainError::Rollout(format!("rollout worker {w}: {e}")));
+                }
             }
         }
         let mut refused: Vec<(usize, usize, String)> = Vec::new();
         for (w, mine, mut stream) in streams {
-            while let Some(event) = stream.recv().await {
+            loop {
+                let event = match tokio::time::timeout(plan.deadline, stream.recv()).await {
+                    Ok(Some(event)) => event,
+                    Ok(None) => break,
+                    Err(_) => {
+                        let seconds = plan.deadline.as_secs_f64();
+                        lose(lost, w, &format!("yielded nothing for {seconds} s (hung)"));
+                        alive[w] = false;
+                        let open = |i: &usize| planned[*i].episodes.iter().any(|&e| !received[e]);
+                        again.extend(mine.iter().copied().filter(open));
+                        break;
+                    }
+                };
                 match event {
                     Ok(c) => {
                         let e = planned[mine[c.request]].episodes[c.sample as usize];
@@ -259,10 +308,8 @@ async fn round(
         }
         pending = again;
         for (w, request, message) in refused {
-            if alive[w] && workers[w].info().await.is_err() {
-                tracing::warn!(
-                    "rollout worker {w} is gone ({message}); its requests go to the others"
-                );
+            if alive[w] && !answers(w).await {
+                lose(lost, w, &format!("is gone ({message})"));
                 alive[w] = false;
             }
             if alive[w] {

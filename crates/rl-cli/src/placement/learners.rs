@@ -1,16 +1,11 @@
 //! The learner group of `rl train` (`placement.learners` > 1). With `placement.mode =
 //! "cluster"` a launcher started every rank (torchrun, Slurm, a Kubernetes operator: `RANK`,
-//! `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT` set); with `"processes"` `rl train` is rank 0 and
-//! starts ranks 1.. itself as child processes of the same command, which it stops when it
-//! exits. Rank 0 is the controller; the other ranks follow it
+//! `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT` set); with `"processes"` or `"ray"` `rl train` is
+//! rank 0, and ranks 1.. are role processes of the same command ([`rank_roles`]) that it starts
+//! or Ray places. Rank 0 is the controller; the other ranks follow it
 //! ([`rl_runtime::trainer::follower`]).
 
-use std::{
-    net::TcpListener,
-    os::unix::process::CommandExt,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{net::TcpListener, process::Command, time::Duration};
 
 use rl_core::{
     Config,
@@ -19,23 +14,20 @@ use rl_core::{
 use rl_learner::group::{Backend, ProcessGroup, Rendezvous};
 use tch::Device;
 
-use super::{
-    UsageError,
-    processes::{self, Started},
-};
-use crate::cli::TrainArgs;
+use super::{Role, RoleKind, on_gpu, processes};
+use crate::{cli::TrainArgs, commands::UsageError};
 
 /// How long ranks wait for each other: to join (rank 0 may still be loading its roles) and at
 /// each collective (the other ranks wait through rank 0's generation phase).
 const PATIENCE: Duration = Duration::from_secs(1800);
 
 /// This process's place in the learner group: none (one learner), or its rendezvous and, on a
-/// rank 0 that started the others, their processes.
+/// rank 0 that is to start the others, their role processes.
 pub struct Place {
     /// Where the ranks meet and which one this is.
     pub rendezvous: Option<Rendezvous>,
-    /// The ranks this process started (stopped when it is dropped).
-    pub children: Started,
+    /// Ranks 1.., to be started (`processes`) or placed (`ray`).
+    pub ranks: Vec<Role>,
 }
 
 /// Finds (or makes) this process's place for `config`.
@@ -46,16 +38,16 @@ pub fn place(args: &TrainArgs, config: &Config) -> anyhow::Result<Place> {
     let started_here = std::env::var_os(processes::PARENT).is_some();
     let alone = || Place {
         rendezvous: None,
-        children: Started::default(),
+        ranks: Vec::new(),
     };
     match (mode, from_env) {
         (Mode::Local, Some(_)) => Err(UsageError(
             "RANK and WORLD_SIZE are set, so a launcher started this rl train as a learner rank: set placement.mode = \"cluster\"".into(),
         )
         .into()),
-        (Mode::Processes, Some(_)) if !started_here => Err(UsageError(
-            "RANK and WORLD_SIZE are set, so a launcher started this rl train as a learner rank: set placement.mode = \"cluster\" (with \"processes\" rl train starts its ranks itself)".into(),
-        )
+        (Mode::Processes | Mode::Ray, Some(_)) if !started_here => Err(UsageError(format!(
+            "RANK and WORLD_SIZE are set, so a launcher started this rl train as a learner rank: set placement.mode = \"cluster\" (with \"{mode}\" rl train starts its ranks itself)"
+        ))
         .into()),
         (_, Some(rendezvous)) => {
             if rendezvous.world != learners {
@@ -68,14 +60,14 @@ pub fn place(args: &TrainArgs, config: &Config) -> anyhow::Result<Place> {
             processes::watch_parent();
             Ok(Place {
                 rendezvous: Some(rendezvous),
-                children: Started::default(),
+                ranks: Vec::new(),
             })
         }
         (Mode::Cluster, None) if learners > 1 => Err(UsageError(format!(
             "placement.mode = \"cluster\" with placement.learners = {learners}: start every rank with a launcher that sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT (torchrun, srun, a Kubernetes operator), or set placement.mode = \"processes\""
         ))
         .into()),
-        (Mode::Processes, None) if learners > 1 => {
+        (Mode::Processes | Mode::Ray, None) if learners > 1 => {
             let (addr, port) = meeting_point(config)?;
             let rendezvous = Rendezvous {
                 addr,
@@ -85,10 +77,10 @@ pub fn place(args: &TrainArgs, config: &Config) -> anyhow::Result<Place> {
                 local_rank: 0,
                 agent_store: false,
             };
-            let children = start_ranks(args, &rendezvous)?;
+            let ranks = rank_roles(args, config, &rendezvous)?;
             Ok(Place {
                 rendezvous: Some(rendezvous),
-                children,
+                ranks,
             })
         }
         _ => Ok(alone()),
@@ -155,31 +147,32 @@ fn meeting_point(config: &Config) -> anyhow::Result<(String, u16)> {
     Ok(("127.0.0.1".into(), port))
 }
 
-/// Starts ranks 1.. of `rendezvous` as `rl train` processes with the same config and overrides.
-fn start_ranks(args: &TrainArgs, rendezvous: &Rendezvous) -> anyhow::Result<Started> {
+/// Ranks 1.. of `rendezvous` as `rl train` role processes with the same config and overrides.
+fn rank_roles(
+    args: &TrainArgs,
+    config: &Config,
+    rendezvous: &Rendezvous,
+) -> anyhow::Result<Vec<Role>> {
     let exe = std::env::current_exe()?;
-    let mut children = Started::default();
-    for rank in 1..rendezvous.world {
-        let mut command = Command::new(&exe);
-        command.arg("train").arg(&args.config).arg("--quiet");
-        for set in &args.overrides {
-            command.arg("--set").arg(set);
-        }
-        // Its own process group: a Ctrl-C at the terminal reaches rank 0 only, which checkpoints
-        // and then tells the other ranks to stop.
-        let child = command
-            .process_group(0)
-            .env("WORLD_SIZE", rendezvous.world.to_string())
-            .env("RANK", rank.to_string())
-            .env("LOCAL_RANK", rank.to_string())
-            .env("MASTER_ADDR", &rendezvous.addr)
-            .env("MASTER_PORT", rendezvous.port.to_string())
-            .env(processes::PARENT, std::process::id().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()?;
-        tracing::info!(rank, pid = child.id(), "started learner rank");
-        children.push(format!("learner rank {rank}"), child);
-    }
-    Ok(children)
+    Ok((1..rendezvous.world)
+        .map(|rank| {
+            let mut command = Command::new(&exe);
+            command.arg("train").arg(&args.config).arg("--quiet");
+            for set in &args.overrides {
+                command.arg("--set").arg(set);
+            }
+            command
+                .env("WORLD_SIZE", rendezvous.world.to_string())
+                .env("RANK", rank.to_string())
+                .env("LOCAL_RANK", rank.to_string())
+                .env("MASTER_ADDR", &rendezvous.addr)
+                .env("MASTER_PORT", rendezvous.port.to_string());
+            Role {
+                name: format!("learner rank {rank}"),
+                kind: RoleKind::LearnerRank,
+                command,
+                gpu: on_gpu(config.placement.learner_device),
+            }
+        })
+        .collect())
 }
