@@ -3,6 +3,7 @@
 //! second learner rank) as actors, and the run trains like the same config in one process;
 //! once `rl train` has exited no role process is left. Without `placement.ray_address` the run
 //! starts a private Ray instance of its own, and a Python without `ray` is refused with the fix.
+//! A rollout worker killed mid-run is restarted by Ray (its actor), and every step completes.
 
 #![allow(clippy::unwrap_used)]
 
@@ -239,4 +240,86 @@ fn without_an_address_the_run_starts_a_private_ray_and_a_python_without_ray_is_r
         err.contains("ray is not installed") && err.contains("pip install"),
         "{err}"
     );
+}
+
+#[test]
+fn a_rollout_worker_killed_on_ray_is_restarted_with_its_actor() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_chat_model(&tmp.path().join("tiny"));
+    let python = rl_test_support::python();
+    let run = tmp.path().join("run");
+    let config = repo().join("configs/ray.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rl"))
+        .arg("train")
+        .arg(&config)
+        .arg("--run-dir")
+        .arg(&run)
+        .args(sets(
+            &model,
+            &[
+                "run.steps=4",
+                "placement.learners=1",
+                &format!("placement.ray_python=\"{}\"", python.display()),
+            ],
+        ))
+        .current_dir(tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stepped = |step: u64| {
+        fs::read_to_string(run.join("metrics.jsonl")).is_ok_and(|t| {
+            t.lines().any(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .is_ok_and(|v| v["step"] == step && v.get("rollout/samples").is_some())
+            })
+        })
+    };
+    let start = Instant::now();
+    while !stepped(1) {
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "no step within 240 s"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "rl train exited early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let model_dir = model.display().to_string();
+    let worker = processes_mentioning(&model_dir)
+        .into_iter()
+        .find(|&pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("rollout-worker"))
+        })
+        .expect("a rollout worker Ray started");
+    let killed = Command::new("kill")
+        .args(["-KILL", &worker.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("was restarted at"), "{log}");
+    let lines = updates_or_steps(&run);
+    assert_eq!(lines.len(), 4, "every step ran: {lines:?}");
+    for line in &lines {
+        assert_eq!(line["rollout/dropped"].as_f64(), Some(0.0), "{line}");
+    }
+    assert!(
+        lines[3]["rollout/restarts"].as_f64() >= Some(1.0),
+        "{}",
+        lines[3]
+    );
+}
+
+/// The step lines of `run` (each has `rollout/samples`).
+fn updates_or_steps(run: &Path) -> Vec<serde_json::Value> {
+    fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["step"].as_u64() > Some(0) && l.get("rollout/samples").is_some())
+        .collect()
 }

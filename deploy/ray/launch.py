@@ -16,8 +16,11 @@ the role's argv as a subprocess (RL_PARENT_PID names the actor, which `rl` watch
 
 stdout carries JSON lines only: {"event": "ready", "role", "addr", "node", "pid"} per role, then
 {"event": "all_ready"}, then {"event": "exited", "role", "status"} as roles end; a failure is
-{"event": "error", "message"} and exit status 1. EOF on stdin (rl train is gone), SIGTERM or
-SIGINT stops every role and exits 0. Ray's output and the roles' stderr go to stderr.
+{"event": "error", "message"} and exit status 1. Each line rl train writes on stdin is a command:
+{"restart": NAME} stops that role's process, has Ray restart its actor (they are created with
+unbounded restarts), starts the role again there and emits a new ready event (or an error event
+naming it, without stopping). EOF on stdin (rl train is gone), SIGTERM or SIGINT stops every
+role and exits 0. Ray's output and the roles' stderr go to stderr.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import json
 import logging
 import math
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -91,6 +95,7 @@ class Failure(Exception):
 
 
 stop = threading.Event()  # set by halt()
+commands: queue.Queue[dict[str, Any]] = queue.Queue()  # what rl train asked for on stdin
 out: TextIO = sys.stdout  # the JSON lines: see protocol_stream
 watchdog: subprocess.Popen[bytes] | None = None  # held: its stdin closing means we are gone
 
@@ -125,8 +130,19 @@ def emit(event: str, **fields: Any) -> None:
 def watch_stdin() -> None:
     # os.read, not sys.stdin: a daemon thread blocked in the buffered reader holds its lock,
     # and the interpreter aborts at exit when it cannot take it.
-    while os.read(0, 4096):
-        pass
+    pending = b""
+    while chunk := os.read(0, 4096):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in filter(None, (l.strip() for l in lines)):
+            try:
+                command = json.loads(line)
+            except ValueError:
+                command = None
+            if isinstance(command, dict) and isinstance(command.get("restart"), str):
+                commands.put(command)
+            else:
+                print(f"launch.py: ignoring {line!r}: not a {{\"restart\": NAME}} command", file=sys.stderr)
     halt()
 
 
@@ -347,7 +363,9 @@ def start_roles(ray: Any, spec: dict[str, Any], pg: Any, actors: list[Any]) -> N
     comes; returns when all are ready or `stop` is set."""
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    remote = ray.remote(max_concurrency=4)(Role)  # wait() blocks for good; kill() must get in
+    # wait() blocks for good, so kill() needs a thread of its own; unbounded restarts let a
+    # restart command have Ray replace an actor and its process.
+    remote = ray.remote(max_concurrency=4, max_restarts=-1)(Role)
     pending: dict[Any, str] = {}
     for i, r in enumerate(spec["roles"]):
         b = bundle(r)
@@ -370,10 +388,48 @@ def start_roles(ray: Any, spec: dict[str, Any], pg: Any, actors: list[Any]) -> N
                           f"{', '.join(pending.values())}; see their stderr above, or raise ready_timeout_s")
 
 
+def restart(ray: Any, spec: dict[str, Any], actor: Any, name: str) -> Any:
+    """Stops role `name`'s process (even a hung one), has Ray restart its actor, starts the role
+    there and emits its ready event; the new process's wait reference."""
+    try:
+        ray.get(actor.kill.remote(), timeout=KILL_GRACE_S + 3)
+    except ray.exceptions.RayError:
+        pass  # the actor may be gone already: Ray restarts it below all the same
+    ray.kill(actor, no_restart=False)
+    deadline = time.monotonic() + spec["ready_timeout_s"]
+    while True:
+        try:
+            info = ray.get(actor.start.remote(), timeout=max(deadline - time.monotonic(), 0.1))
+            break
+        except ray.exceptions.ActorUnavailableError:
+            # Calls made while Ray restarts the actor fail this way: ask again once it is back.
+            if time.monotonic() > deadline:
+                emit("error", message=f"restarting the {name} failed: its actor did not come back")
+                return None
+            time.sleep(POLL_S)
+        except (ray.exceptions.RayError, TimeoutError) as e:
+            emit("error", message=f"restarting the {name} failed: {getattr(e, 'cause', None) or e}")
+            return None
+    emit("ready", role=name, **info)
+    return actor.wait.remote()
+
+
 def watch_roles(ray: Any, spec: dict[str, Any], actors: list[Any]) -> None:
-    """Emits an exited event per role as its process ends, until `stop`."""
+    """Emits an exited event per role as its process ends, and restarts the roles rl train asks
+    for, until `stop`."""
+    by_name = {r["name"]: a for a, r in zip(actors, spec["roles"])}
     pending = {a.wait.remote(): r["name"] for a, r in zip(actors, spec["roles"])}
     while not stop.is_set():
+        while not commands.empty():
+            name = commands.get()["restart"]
+            if name not in by_name:
+                emit("error", message=f"cannot restart {name!r}: the roles are {list(by_name)}")
+                continue
+            for ref in [ref for ref, n in pending.items() if n == name]:
+                del pending[ref]  # the old process's end is not news
+            ref = restart(ray, spec, by_name[name], name)
+            if ref is not None:
+                pending[ref] = name
         if not pending:  # all ended: rl train ends the run
             stop.wait(POLL_S)
             continue

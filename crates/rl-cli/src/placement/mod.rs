@@ -100,11 +100,13 @@ impl Placed {
         }
     }
 
-    /// Who restarts dead or hung servers for the trainer: `rl train`, for those it started.
+    /// Who restarts dead or hung servers for the trainer: `rl train` for those it started, the
+    /// launcher (and Ray's actor restarts) for those Ray placed.
     pub fn supervisor(&self) -> Option<Arc<dyn Supervisor>> {
         match self {
             Self::Processes(started) => Some(Arc::new(processes::Restarter(started.clone()))),
-            Self::Here | Self::Ray(_) => None,
+            Self::Ray(ray) => Some(Arc::new(ray.restarter())),
+            Self::Here => None,
         }
     }
 

@@ -3,20 +3,25 @@
 //! puts one actor per role into one placement group (`placement.ray_cpus` CPUs each, one GPU
 //! for a role on a GPU), each actor running the role's `rl` command, and reports each role as
 //! a JSON line. With no `placement.ray_address` it starts a private Ray instance on 127.0.0.1
-//! for the run. Its stdin stays open while `rl train` lives: when this process exits, even
-//! killed, the launcher stops every role and leaves the cluster.
+//! for the run. Its stdin stays open while `rl train` lives, carrying restart commands (Ray
+//! restarts the role's actor, [`Restarter`]); when this process exits, even killed, the
+//! launcher stops every role and leaves the cluster.
 
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader, Write},
     path::Path,
     process::{Child, ChildStdin, Command, Stdio},
-    sync::mpsc::{Receiver, RecvTimeoutError},
+    sync::{
+        Arc, Mutex,
+        mpsc::{Receiver, RecvTimeoutError},
+    },
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
 use rl_core::{Config, config::is_loopback};
+use rl_runtime::trainer::supervisor::Supervisor;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -50,7 +55,12 @@ enum Event {
 /// Roles Ray placed; dropping it has the launcher stop them.
 pub struct Ray {
     launcher: Child,
-    /// Open while the roles are to run.
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// What the launcher said and how to talk to it, shared with the trainer's [`Restarter`].
+struct Shared {
+    /// Open while the roles are to run; commands go this way.
     stdin: Option<ChildStdin>,
     events: Receiver<Event>,
     /// Where each role runs, "node N, pid P", by name.
@@ -114,8 +124,7 @@ pub fn start(
         .filter(|r| r.kind == RoleKind::LearnerRank)
         .map(|r| r.name.clone())
         .collect();
-    let mut ray = Ray {
-        launcher,
+    let mut shared = Shared {
         stdin,
         events,
         placed: BTreeMap::new(),
@@ -129,7 +138,7 @@ pub fn start(
     let deadline = Instant::now() + READY * 2;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match ray.events.recv_timeout(left) {
+        match shared.events.recv_timeout(left) {
             Ok(Event::Ready {
                 role,
                 addr,
@@ -140,7 +149,9 @@ pub fn start(
                 if let (Some(addr), Some(&kind)) = (addr, kinds.get(&role)) {
                     addresses.push((kind, reachable(&addr, &node)));
                 }
-                ray.placed.insert(role, format!("node {node}, pid {pid}"));
+                shared
+                    .placed
+                    .insert(role, format!("node {node}, pid {pid}"));
             }
             Ok(Event::AllReady) => break,
             Ok(Event::Error { message }) => bail!("Ray could not place the roles: {message}"),
@@ -156,18 +167,15 @@ pub fn start(
                 )
             }
             Err(RecvTimeoutError::Disconnected) => {
-                let status = ray
-                    .launcher
-                    .wait()
-                    .map(|s| s.to_string())
-                    .unwrap_or_default();
+                let status = launcher.wait().map(|s| s.to_string()).unwrap_or_default();
                 bail!(
                     "the Ray launcher ({python}) exited ({status}) before every role was ready: see its error above"
                 )
             }
         }
     }
-    Ok((ray, addresses))
+    let shared = Arc::new(Mutex::new(shared));
+    Ok((Ray { launcher, shared }, addresses))
 }
 
 /// Where servers listen: on loopback, unless Ray may place them on other machines.
@@ -220,46 +228,98 @@ fn reachable(addr: &str, node: &str) -> String {
     }
 }
 
-impl Ray {
+impl Shared {
     /// Takes the events that came since the last look.
     fn drain(&mut self) {
         while let Ok(event) = self.events.try_recv() {
-            if let Event::Exited { role, status } = event {
-                tracing::warn!("the {role} that Ray placed exited with {status}");
-                self.ended.insert(role, status);
-            }
+            self.take(event);
         }
     }
 
+    /// Records what `event` says about the roles.
+    fn take(&mut self, event: Event) {
+        match event {
+            Event::Exited { role, status } => {
+                tracing::warn!("the {role} that Ray placed exited with {status}");
+                self.ended.insert(role, status);
+            }
+            Event::Error { message } => tracing::warn!("the Ray launcher: {message}"),
+            Event::Ready { .. } | Event::AllReady => {}
+        }
+    }
+
+    /// Has the launcher restart role `name` (Ray restarts its actor) and waits for it to serve
+    /// again; its address as a URL.
+    fn restart(&mut self, name: &str) -> Result<String, String> {
+        self.drain();
+        let stdin = self.stdin.as_mut().ok_or("the run is stopping")?;
+        let command = json!({ "restart": name });
+        writeln!(stdin, "{command}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("the Ray launcher is gone: {e}"))?;
+        let deadline = Instant::now() + READY;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Event::Ready {
+                    role,
+                    addr: Some(addr),
+                    node,
+                    pid,
+                }) if role == name => {
+                    self.ended.remove(&role);
+                    self.placed.insert(role, format!("node {node}, pid {pid}"));
+                    return Ok(format!("http://{}", reachable(&addr, &node)));
+                }
+                Ok(Event::Error { message }) if message.contains(name) => return Err(message),
+                Ok(event) => self.take(event),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(format!("not serving again within {} s", READY.as_secs()));
+                }
+                Err(RecvTimeoutError::Disconnected) => return Err("the Ray launcher exited".into()),
+            }
+        }
+    }
+}
+
+impl Ray {
     /// Those that have exited, each as "the ROLE (on Ray: node N, pid P) exited with STATUS".
     pub fn exited(&mut self) -> Vec<String> {
-        self.drain();
-        self.ended
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        shared.drain();
+        shared
+            .ended
             .iter()
             .map(|(role, status)| {
-                let place = self.placed.get(role).map_or("", String::as_str);
+                let place = shared.placed.get(role).map_or("", String::as_str);
                 format!("the {role} (on Ray: {place}) exited with {status}")
             })
             .collect()
     }
 
+    /// Who restarts the servers Ray placed, for the trainer.
+    pub fn restarter(&self) -> Restarter {
+        Restarter(self.shared.clone())
+    }
+
     /// Waits for each learner rank to end, then stops the rest; an error names each rank that
     /// failed.
-    pub fn finish(mut self) -> anyhow::Result<()> {
+    pub fn finish(self) -> anyhow::Result<()> {
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         let deadline = Instant::now() + STOPPING;
-        while self.ranks.iter().any(|r| !self.ended.contains_key(r)) && Instant::now() < deadline {
-            match self.events.recv_timeout(Duration::from_millis(200)) {
-                Ok(Event::Exited { role, status }) => {
-                    self.ended.insert(role, status);
-                }
-                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+        while shared.ranks.iter().any(|r| !shared.ended.contains_key(r))
+            && Instant::now() < deadline
+        {
+            match shared.events.recv_timeout(Duration::from_millis(200)) {
+                Ok(event) => shared.take(event),
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        let failed: Vec<String> = self
+        let failed: Vec<String> = shared
             .ranks
             .iter()
-            .filter_map(|rank| match self.ended.get(rank).map(String::as_str) {
+            .filter_map(|rank| match shared.ended.get(rank).map(String::as_str) {
                 Some("exit code 0") => None,
                 Some(status) => Some(format!("the {rank} exited with {status}")),
                 None => Some(format!(
@@ -268,6 +328,7 @@ impl Ray {
                 )),
             })
             .collect();
+        drop(shared);
         if failed.is_empty() {
             Ok(())
         } else {
@@ -276,12 +337,32 @@ impl Ray {
     }
 }
 
+/// Restarts servers Ray placed, for the trainer: the launcher stops the role's process, Ray
+/// restarts its actor, and the role serves again there, on a new port.
+pub struct Restarter(Arc<Mutex<Shared>>);
+
+impl Supervisor for Restarter {
+    fn restart_worker(&self, index: usize) -> Result<String, String> {
+        let mut shared = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        shared.restart(&format!("rollout worker {index}"))
+    }
+
+    fn restart_reward(&self) -> Result<String, String> {
+        let mut shared = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        shared.restart("reward server")
+    }
+}
+
 impl Drop for Ray {
     fn drop(&mut self) {
         // EOF on its stdin: the launcher stops every role and leaves the cluster.
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = stdin.flush();
-        }
+        let stdin = self
+            .shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stdin
+            .take();
+        drop(stdin);
         let deadline = Instant::now() + STOPPING;
         while Instant::now() < deadline {
             match self.launcher.try_wait() {

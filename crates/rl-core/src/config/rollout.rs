@@ -43,8 +43,8 @@ pub struct RolloutConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_cap: Option<f64>,
     /// A rollout worker that yields no completion (and answers no Health check) for this many
-    /// seconds is hung: its requests go to the others and, when `rl train` started it, it is
-    /// restarted.
+    /// seconds is hung: its requests go to the others and, when `rl train` started it or Ray
+    /// placed it, it is restarted.
     pub worker_timeout_s: f64,
 }
 

@@ -1,5 +1,6 @@
 //! Replacing role processes that died or hung, where whoever started them can (`rl train` in
-//! `processes` mode): a [`Supervisor`] restarts them, and the trainer reconnects. A lost
+//! `processes` mode, Ray's actor restarts in `ray` mode): a [`Supervisor`] restarts them, and
+//! the trainer reconnects. A lost
 //! rollout worker is replaced at the next weight sync, which hands the new one the current
 //! weights; a reward server that still fails after the scorer's own retries (with backoff) is
 //! restarted, and the batch scored again, by [`Restarting`].
