@@ -240,7 +240,11 @@ impl Shared {
     fn take(&mut self, event: Event) {
         match event {
             Event::Exited { role, status } => {
-                tracing::warn!("the {role} that Ray placed exited with {status}");
+                if status == "exit code 0" {
+                    tracing::info!("the {role} that Ray placed has stopped");
+                } else {
+                    tracing::warn!("the {role} that Ray placed exited with {status}");
+                }
                 self.ended.insert(role, status);
             }
             Event::Error { message } => tracing::warn!("the Ray launcher: {message}"),
