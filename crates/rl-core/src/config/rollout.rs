@@ -42,8 +42,8 @@ pub struct RolloutConfig {
     /// [`DEFAULT_IS_CAP`] there).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_cap: Option<f64>,
-    /// A rollout worker that yields no completion (and answers no Health check) for this many
-    /// seconds is hung: its requests go to the others and, when `rl train` started it or Ray
+    /// A rollout worker that yields no completion for this many seconds, and then answers no
+    /// Health check within as many, is hung (one still answering is only slow): its requests go to the others and, when `rl train` started it or Ray
     /// placed it, it is restarted.
     pub worker_timeout_s: f64,
 }

@@ -4,7 +4,7 @@
 //! [`Env::step`] and the next round continues every open episode. Each episode keeps its exact
 //! sampled tokens and log-probs ([`TokenTranscript`]). A request a worker refuses drops that
 //! episode (counted, never trained on). A worker that dies (it no longer answers Health) or
-//! hangs (no completion within the plan's deadline) is [`Lost`]: what it had not finished goes
+//! hangs (no completion within the plan's deadline, and then no Health answer) is [`Lost`]: what it had not finished goes
 //! to the others, and later rounds pass it over until it is replaced.
 
 use std::{
@@ -51,7 +51,8 @@ pub struct RolloutPlan {
     pub max_prompt_tokens: usize,
     /// Base seed of the requests; each request's seed is derived from it and its position.
     pub seed: u64,
-    /// A worker that yields no completion (and no Health answer) for this long is hung.
+    /// A worker that yields no completion for this long, and then answers no Health check
+    /// within it either, is hung.
     pub deadline: Duration,
 }
 
@@ -276,9 +277,14 @@ async fn round(
                 let event = match tokio::time::timeout(plan.deadline, stream.recv()).await {
                     Ok(Some(event)) => event,
                     Ok(None) => break,
+                    // Slow but alive (long completions): keep waiting.
+                    Err(_) if answers(w).await => continue,
                     Err(_) => {
                         let seconds = plan.deadline.as_secs_f64();
-                        lose(lost, w, &format!("yielded nothing for {seconds} s (hung)"));
+                        let why = format!(
+                            "yielded nothing for {seconds} s and answers no Health check (hung)"
+                        );
+                        lose(lost, w, &why);
                         alive[w] = false;
                         let open = |i: &usize| planned[*i].episodes.iter().any(|&e| !received[e]);
                         again.extend(mine.iter().copied().filter(open));
