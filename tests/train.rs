@@ -767,7 +767,7 @@ fn weights_broadcast_over_a_weight_group_train_like_the_stream() {
         log.contains("by broadcast over a weight group"),
         "the weight group formed:\n{log}"
     );
-    assert!(!log.contains("weights go by stream from now on"), "{log}");
+    assert!(!log.contains("weights go by stream"), "{log}");
     let (stream, _) = run("stream", "stream");
     assert_eq!((broadcast.len(), stream.len()), (3, 3));
     for (a, b) in broadcast.iter().zip(&stream) {
@@ -928,6 +928,18 @@ fn a_rollout_worker_killed_mid_run_hands_its_work_to_the_other_and_is_restarted(
     let (log, last) = survives("-KILL", "rollout-worker", &[]);
     assert!(log.contains("is gone"), "the loss was noticed:\n{log}");
     assert!(log.contains("was restarted at"), "{log}");
+    assert!(last["rollout/restarts"].as_f64() >= Some(1.0), "{last}");
+}
+
+#[test]
+fn with_weights_by_broadcast_a_restarted_worker_joins_a_new_weight_group() {
+    let (log, last) = survives(
+        "-KILL",
+        "rollout-worker",
+        &["placement.weight_sync=\"broadcast\""],
+    );
+    assert!(log.contains("go by stream until it is replaced"), "{log}");
+    assert!(log.contains("the weight group was formed again"), "{log}");
     assert!(last["rollout/restarts"].as_f64() >= Some(1.0), "{last}");
 }
 

@@ -136,6 +136,9 @@ pub struct Trainer {
     /// The weight group the syncs broadcast over (`placement.weight_sync = "broadcast"`),
     /// until a worker is lost.
     broadcaster: Option<Broadcaster>,
+    /// With weight sync by broadcast: the devices to form the weight group for again, once the
+    /// lost workers have been replaced.
+    regroup: Option<Devices>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -181,6 +184,7 @@ impl Trainer {
         let mut trainer = Self::with_roles_on(runtime, config, run_dir, roles, metrics, resume)?;
         if broadcast {
             trainer.form_weight_group(devices)?;
+            trainer.regroup = Some(devices);
         }
         Ok(trainer)
     }
@@ -276,6 +280,7 @@ impl Trainer {
             lost: Lost::default(),
             supervisor: None,
             broadcaster: None,
+            regroup: None,
         };
         if step > 0 {
             trainer.sync(step)?;
@@ -482,6 +487,26 @@ impl Trainer {
         if let Some(bytes) = self.broadcast(version) {
             return Ok(bytes);
         }
+        let bytes = self.stream(version)?;
+        // Every worker is back (restarted): the next syncs broadcast again, over a new group.
+        if let Some(devices) = self.regroup
+            && self.broadcaster.is_none()
+            && rollout::lost_ones(&self.lost).is_empty()
+        {
+            match self.form_weight_group(devices) {
+                Ok(()) => tracing::info!("the weight group was formed again"),
+                Err(e) => {
+                    tracing::warn!("{e}: weights keep going by stream");
+                    self.regroup = None;
+                }
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Sends the weights to each rollout worker as a chunked gRPC stream (or an in-process
+    /// copy), restarting lost ones first when a supervisor can; the bytes sent.
+    fn stream(&mut self, version: u64) -> Result<u64, TrainError> {
         let deadline = worker_deadline(&self.config);
         let mut bytes = 0;
         let mut reached = 0;
@@ -531,11 +556,11 @@ impl Trainer {
 
     /// Sends the weights over the weight group, if there is one and every worker is in it; the
     /// bytes sent to all workers. A failed broadcast, or a lost worker, ends the group: the
-    /// syncs go by stream from then on.
+    /// syncs go by stream until the lost workers are replaced and a new group forms.
     fn broadcast(&mut self, version: u64) -> Option<u64> {
         let group = self.broadcaster.as_ref()?;
         if !rollout::lost_ones(&self.lost).is_empty() {
-            tracing::warn!("a rollout worker was lost: weights go by stream from now on");
+            tracing::warn!("a rollout worker was lost: weights go by stream until it is replaced");
             self.broadcaster = None;
             return None;
         }
@@ -547,9 +572,7 @@ impl Trainer {
         match group.send(&self.runtime, &self.roles.workers, version, &weights) {
             Ok(()) => Some(size * self.roles.workers.len() as u64),
             Err(e) => {
-                tracing::warn!(
-                    "the weight broadcast failed ({e}): weights go by stream from now on"
-                );
+                tracing::warn!("the weight broadcast failed ({e}): weights go by stream");
                 self.broadcaster = None;
                 None
             }
