@@ -3,7 +3,8 @@
 //! second learner rank) as actors, and the run trains like the same config in one process;
 //! once `rl train` has exited no role process is left. Without `placement.ray_address` the run
 //! starts a private Ray instance of its own, and a Python without `ray` is refused with the fix.
-//! A rollout worker killed mid-run is restarted by Ray (its actor), and every step completes.
+//! A rollout worker killed mid-run is restarted by Ray (its actor), and every step completes. A
+//! controller killed with SIGKILL leaves neither roles nor Ray behind, and `--resume` finishes.
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{assert_trained_alike, repo, rl, stderr, tiny_chat_model};
+use common::{assert_trained_alike, repo, rl, spawn_train, stderr, tiny_chat_model};
 
 /// One Ray test at a time: `ray stop` at the end of one would stop the other's instance.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -250,24 +251,15 @@ fn a_rollout_worker_killed_on_ray_is_restarted_with_its_actor() {
     let python = rl_test_support::python();
     let run = tmp.path().join("run");
     let config = repo().join("configs/ray.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rl"))
-        .arg("train")
-        .arg(&config)
-        .arg("--run-dir")
-        .arg(&run)
-        .args(sets(
-            &model,
-            &[
-                "run.steps=4",
-                "placement.learners=1",
-                &format!("placement.ray_python=\"{}\"", python.display()),
-            ],
-        ))
-        .current_dir(tmp.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let args = sets(
+        &model,
+        &[
+            "run.steps=4",
+            "placement.learners=1",
+            &format!("placement.ray_python=\"{}\"", python.display()),
+        ],
+    );
+    let mut child = spawn_train(tmp.path(), &config, &run, &args);
     let stepped = |step: u64| {
         fs::read_to_string(run.join("metrics.jsonl")).is_ok_and(|t| {
             t.lines().any(|l| {
@@ -322,4 +314,60 @@ fn updates_or_steps(run: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|l| l["step"].as_u64() > Some(0) && l.get("rollout/samples").is_some())
         .collect()
+}
+
+/// Processes of a Ray instance (its GCS and raylets) still running on this machine.
+fn ray_processes() -> Vec<u32> {
+    ["gcs_server", "raylet"]
+        .iter()
+        .flat_map(|name| processes_mentioning(&format!("/ray/core/src/ray/{name}")))
+        .collect()
+}
+
+#[test]
+fn a_killed_controller_leaves_no_role_or_ray_behind_and_resumes() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_chat_model(&tmp.path().join("tiny"));
+    let python = rl_test_support::python();
+    let run = tmp.path().join("run");
+    let args = sets(
+        &model,
+        &[
+            "run.steps=3",
+            "checkpoint.every=1",
+            "placement.learners=1",
+            "placement.rollout_workers=1",
+            &format!("placement.ray_python=\"{}\"", python.display()),
+        ],
+    );
+    let mut child = spawn_train(tmp.path(), &repo().join("configs/ray.toml"), &run, &args);
+    let start = Instant::now();
+    while !run.join("checkpoints/step-1").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "no checkpoint within 240 s"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "rl train exited early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!ray_processes().is_empty(), "a private Ray instance runs");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let model_dir = model.display().to_string();
+    let start = Instant::now();
+    while !processes_mentioning(&model_dir).is_empty() || !ray_processes().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "30 s after rl train was killed: roles {:?}, Ray {:?}",
+            processes_mentioning(&model_dir),
+            ray_processes()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut resume = args.clone();
+    resume.push("--resume".into());
+    let log = train(tmp.path(), &run, &resume);
+    assert!(log.contains("resuming after step"), "{log}");
+    assert_eq!(updates_or_steps(&run).last().unwrap()["step"], 3);
 }

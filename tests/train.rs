@@ -22,7 +22,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Served, assert_trained_alike, repo, rl, stderr, stdout, tiny_chat_model};
+use common::{
+    Served, assert_trained_alike, repo, rl, spawn_train, stderr, stdout, tiny_chat_model,
+};
 
 /// The tiny model, made once per test in `dir`.
 fn tiny(dir: &Path) -> PathBuf {
@@ -215,17 +217,7 @@ fn train_until_step(
     args: &[String],
     step: u64,
 ) -> std::process::Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_rl"))
-        .arg("train")
-        .arg(config)
-        .arg("--run-dir")
-        .arg(run)
-        .args(args)
-        .current_dir(cwd)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start rl train");
+    let child = spawn_train(cwd, config, run, args);
     let start = Instant::now();
     while !metrics_have_step(run, step) {
         assert!(
@@ -826,17 +818,7 @@ fn a_killed_distributed_controller_leaves_no_process_and_resumes_to_the_same_wei
     assert!(out.status.success(), "{}", stderr(&out));
 
     let killed = tmp.path().join("killed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rl"))
-        .arg("train")
-        .arg(&config)
-        .arg("--run-dir")
-        .arg(&killed)
-        .args(&args)
-        .current_dir(tmp.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_train(tmp.path(), &config, &killed, &args);
     let start = Instant::now();
     while !killed.join("checkpoints").exists() || checkpoints(&killed).iter().all(|&s| s < 2) {
         assert!(

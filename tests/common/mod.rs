@@ -263,3 +263,19 @@ pub fn assert_trained_alike(a: &[serde_json::Value], b: &[serde_json::Value], ho
         }
     }
 }
+
+/// Starts `rl train CONFIG --run-dir RUN ARGS` in `cwd` in the background, its stdout dropped
+/// and its stderr piped (for `wait_with_output`).
+pub fn spawn_train(cwd: &Path, config: &Path, run: &Path, args: &[String]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_rl"))
+        .arg("train")
+        .arg(config)
+        .arg("--run-dir")
+        .arg(run)
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rl train")
+}
